@@ -1,0 +1,70 @@
+"""Where the course keeps its data, models and results, and how paths are shown."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def repo_root() -> Path:
+    """Return the course's root folder (``COURSE_ROOT`` overrides it)."""
+    override = os.environ.get("COURSE_ROOT")
+    if override:
+        return Path(override).expanduser().resolve()
+    package_parent = Path(__file__).resolve().parents[1]
+    if (package_parent / "data").is_dir():
+        return package_parent
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "data" / "imagenet_classes.csv").is_file():
+            return folder
+    return package_parent
+
+
+def data_dir() -> Path:
+    """Return the folder with the label file and the sample images."""
+    return repo_root() / "data"
+
+
+def images_dir() -> Path:
+    """Return the image folder the notebooks use (``COURSE_IMAGES`` overrides it)."""
+    override = os.environ.get("COURSE_IMAGES")
+    return Path(override).expanduser() if override else data_dir() / "images"
+
+
+def models_dir() -> Path:
+    """Return the (git-ignored) folder for exported models, creating it if needed."""
+    folder = Path(os.environ.get("COURSE_MODELS", repo_root() / "models"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def results_dir() -> Path:
+    """Return the (git-ignored) folder for measured results, creating it if needed."""
+    folder = repo_root() / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Return the files in ``folder`` whose suffix looks like an image, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Image folder {display_path(folder)} does not exist: "
+            "set COURSE_IMAGES to a folder of images or use data/images."
+        )
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def display_path(path: Path | str) -> str:
+    """Show ``path`` relative to the course root when it lies inside it.
+
+    Stored notebook outputs then read the same on every machine.
+    """
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(repo_root()).as_posix()
+    except ValueError:
+        return path.name if path.is_absolute() else path.as_posix()
