@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # The test configuration: seeded stand-in weights (no network), shortened benchmark grid.
 TEST_ENV := COURSE_WEIGHTS=standin COURSE_QUICK=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
+# JupyterLab refuses to run as root (containers often do) unless told so explicitly.
+LAB_ARGS := --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: install lab test unit execute weights clean
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)  ## create .venv and install the course with its tested versions
 
 lab: install  ## start JupyterLab on the notebooks (open the URL it prints)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(BIN)/jupyter lab $(LAB_ARGS)
 
 test: install  ## unit tests plus every notebook under nbval, offline and deterministic
 	$(TEST_ENV) $(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL)
