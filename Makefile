@@ -37,5 +37,22 @@ execute: install  ## re-run notebooks in place in the test configuration (refres
 weights: install  ## download every ImageNet weight file the course uses (hash-checked)
 	$(BIN)/python -c "from course_utils.weights import download_all; [print(p) for p in download_all()]"
 
+# The course website (book/): Sphinx + myst-nb, built from the stored notebooks without running them.
+BOOK_STAMP := $(VENV)/.installed-book
+.PHONY: book book-test
+
+$(BOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --constraint constraints.txt --editable ".[lab,test,book]"
+	touch $@
+
+book: $(BOOK_STAMP)  ## build the course website into _build/html from the stored notebooks (no re-execution)
+	$(BIN)/python book/build.py
+
+book-test: book  ## build the website, then check every page in headless Chromium (see README)
+	@command -v chromium >/dev/null || \
+		{ echo "make book-test needs Chromium: sudo apt-get install -y chromium fonts-noto-cjk"; exit 1; }
+	$(BIN)/python -m pytest tests/test_site.py
+
 clean:  ## remove exported models and results (keeps .venv)
 	rm -rf models results
+	rm -rf _build

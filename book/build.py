@@ -1,0 +1,227 @@
+"""Build the course website from the stored, executed notebooks: ``make book`` runs this.
+
+Three steps, each cheap when nothing changed:
+
+1. fetch the pinned JavaScript the site serves itself (Mermaid, MathJax) from the npm registry,
+   check each tarball against its pinned SHA-256 and unpack the files the site needs into
+   ``_build/vendor/`` (nothing is loaded from a CDN when a page is read);
+2. stage the sources in ``_build/src/``: a copy of every ``notebooks/NN_*.ipynb`` and an
+   ``index.md`` made from ``book/intro.md`` plus the lesson list, which is read from the notebooks
+   (their H1 and the first sentence after it), so it never goes stale;
+3. run Sphinx (myst-nb, sphinx-book-theme) into ``_build/html/``. Notebooks are not executed:
+   the site shows the outputs stored in them (``make execute`` refreshes those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+BOOK = Path(__file__).resolve().parent
+REPO = BOOK.parent
+BUILD = REPO / "_build"
+NPM_CACHE = BUILD / "npm"
+VENDOR = BUILD / "vendor"
+SRC = BUILD / "src"
+HTML = BUILD / "html"
+DOCTREES = BUILD / "doctrees"
+LESSONS_MARKER = "<!-- lessons -->"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+@dataclass(frozen=True)
+class NpmAsset:
+    """Files taken from one pinned npm package and served from ``_static/<target>/``."""
+
+    package: str
+    version: str
+    sha256: str  # of the tarball ``npm pack`` downloads
+    target: str
+    files: dict[str, str]  # path in the tarball (a file, or a folder ending in "/") -> path under target
+
+
+VENDORED = (
+    NpmAsset(
+        "mermaid", "12.3.0", "be0684e8d20bfc874df12c0f04927a5c482f57f2200eec54cca52a4583fd4040", "mermaid",
+        {"package/dist/mermaid.min.js": "mermaid.min.js", "package/LICENSE": "LICENSE"},
+    ),
+    NpmAsset(
+        "mathjax", "3.2.2", "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09", "mathjax",
+        {
+            "package/es5/tex-mml-chtml.js": "tex-mml-chtml.js",
+            "package/es5/input/tex/extensions/": "input/tex/extensions/",
+            "package/es5/output/chtml/fonts/woff-v2/": "output/chtml/fonts/woff-v2/",
+            "package/es5/a11y/": "a11y/",
+            "package/es5/ui/": "ui/",
+            "package/es5/sre/": "sre/",
+            "package/LICENSE": "LICENSE",
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One notebook as the index lists it."""
+
+    name: str  # file stem, e.g. "04_onnxruntime_inference"
+    title: str  # its H1, e.g. "04 · ONNX Runtime inference"
+    summary: str  # the first sentence after the H1
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_tarball(asset: NpmAsset) -> Path:
+    """Download the asset's npm tarball once (``npm pack``) and check it against the pinned hash."""
+    tarball = NPM_CACHE / f"{asset.package}-{asset.version}.tgz"
+    if not tarball.exists():
+        if shutil.which("npm") is None:
+            sys.exit(f"make book needs npm (Node.js) once, to fetch {asset.package}@{asset.version} from the "
+                     "npm registry: install it (Debian/Ubuntu: apt-get install npm) and run make book again.")
+        NPM_CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=NPM_CACHE) as tmp:
+            subprocess.run(["npm", "pack", f"{asset.package}@{asset.version}", "--pack-destination", tmp,
+                            "--silent"], check=True, stdout=subprocess.DEVNULL)
+            Path(tmp, tarball.name).replace(tarball)
+    actual = sha256_of(tarball)
+    if actual != asset.sha256:
+        tarball.unlink()
+        sys.exit(f"{tarball.relative_to(REPO)} has SHA-256 {actual}, expected {asset.sha256} (pinned in "
+                 "book/build.py): the download was removed; run make book again, and if it fails the same "
+                 "way, do not use it.")
+    return tarball
+
+
+def vendor(asset: NpmAsset) -> None:
+    """Unpack the files the site serves from the asset's checked tarball into ``_build/vendor/``."""
+    target = VENDOR / asset.target
+    stamp = target / ".unpacked"
+    if stamp.exists() and stamp.read_text() == asset.sha256:
+        return
+    tarball = fetch_tarball(asset)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=BUILD, prefix=".vendor-"))
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            for source, dest in asset.files.items():
+                if member.isfile() and (member.name == source or
+                                        (source.endswith("/") and member.name.startswith(source))):
+                    member.name = dest + member.name[len(source):]
+                    archive.extract(member, staging, filter="data")
+                    break
+    (staging / ".unpacked").write_text(asset.sha256)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging.replace(target)
+
+
+def first_sentence(paragraph: str) -> str:
+    """Return the first sentence of a Markdown paragraph (abbreviations such as "e.g." do not end one)."""
+    text = " ".join(paragraph.split())
+    for match in re.finditer(r"[.!?](?=\s+[A-Z`*\[(])", text):
+        last_word = text[:match.end()].rsplit(" ", 1)[-1]
+        if last_word.lower() not in {"e.g.", "i.e.", "vs.", "etc.", "cf."}:
+            return text[:match.end()]
+    return text
+
+
+def read_lesson(path: Path) -> Lesson:
+    """Read a notebook's H1 and the first sentence of the paragraph after it."""
+    notebook = nbformat.read(path, as_version=4)
+    markdown = "\n\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    blocks = [block.strip() for block in re.split(r"\n\s*\n", markdown) if block.strip()]
+    if not blocks or not blocks[0].startswith("# "):
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        sys.exit(f"{shown}: the first Markdown cell must start with the notebook's title as an H1, "
+                 "e.g. '# 04 · ONNX Runtime inference'.")
+    heading, *rest = blocks[0].split("\n", 1)
+    prose = [block for block in rest + blocks[1:]
+             if not re.match(r"(#|<|[-*+] |\d+\. |\||>|```|\*\*[^*]+\*\*$|\$\$)", block)]
+    return Lesson(path.stem, heading[2:].strip(), first_sentence(prose[0]) if prose else "")
+
+
+def index_page(lessons: list[Lesson]) -> str:
+    """Return ``book/intro.md`` with the lesson list and the (hidden) table of contents filled in."""
+    intro = (BOOK / "intro.md").read_text(encoding="utf-8")
+    if LESSONS_MARKER not in intro:
+        sys.exit(f"book/intro.md must contain the line {LESSONS_MARKER}, where the lesson list goes.")
+    items = []
+    for lesson in lessons:
+        link = f"- **[{lesson.title}]({lesson.name}.ipynb)**"
+        items.append(f"{link}: {lesson.summary}" if lesson.summary else link)
+    listing = "\n".join(items) or "*No lesson has been written yet.*"
+    toctree = "\n".join(["", "```{toctree}", ":hidden:", ":caption: Lessons", ":maxdepth: 1", "",
+                         *(lesson.name for lesson in lessons), "```", ""])
+    return intro.replace(LESSONS_MARKER, listing) + toctree
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write a file only when its content changes, so that Sphinx rebuilds only what changed."""
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.write_bytes(data)
+    return True
+
+
+def stage(notebooks: list[Path]) -> tuple[list[Lesson], bool]:
+    """Copy the notebooks and the generated index page into ``_build/src/``.
+
+    Return the lessons, and whether the list of lessons (files, titles, summaries) changed.
+    """
+    SRC.mkdir(parents=True, exist_ok=True)
+    names = {path.name for path in notebooks}
+    stale = [path for path in SRC.glob("*.ipynb") if path.name not in names]
+    for path in stale:
+        path.unlink()
+    if stale:  # Sphinx does not delete the pages of removed sources: rebuild the site from scratch
+        shutil.rmtree(HTML, ignore_errors=True)
+        shutil.rmtree(DOCTREES, ignore_errors=True)
+    for path in notebooks:
+        copy = SRC / path.name
+        if not copy.exists() or copy.read_bytes() != path.read_bytes():
+            shutil.copy2(path, copy)
+    lessons = [read_lesson(path) for path in notebooks]
+    return lessons, write_if_changed(SRC / "index.md", index_page(lessons).encode("utf-8"))
+
+
+def main() -> int:
+    """Build the site; return Sphinx's exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
+                        help=f"folder whose {NOTEBOOK_GLOB} files become the lessons (default: notebooks/)")
+    args = parser.parse_args()
+    for asset in VENDORED:
+        vendor(asset)
+    lessons, lessons_changed = stage(sorted(args.notebooks.glob(NOTEBOOK_GLOB)))
+    from sphinx.cmd.build import build_main
+
+    # Every page's sidebar and previous/next links show lesson titles: when they change, rebuild all pages.
+    fresh = ["-E"] if lessons_changed else []
+    status = build_main(["-b", "html", "-c", str(BOOK), "-d", str(DOCTREES), "-W", "--keep-going", "-q",
+                         *fresh, str(SRC), str(HTML)])
+    if status == 0:
+        count = f"{len(lessons)} lesson" + ("" if len(lessons) == 1 else "s")
+        print(f"Built {HTML.relative_to(REPO)}/index.html ({count}). Open it in a browser, "
+              f"or serve it: python3 -m http.server -d {HTML.relative_to(REPO)}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
