@@ -1,6 +1,6 @@
 import pytest
 
-from course_utils.timing import Timing, time_call, time_once
+from course_utils.timing import Timing, budget_runs, time_call, time_once
 
 
 def test_counts_runs_and_orders_percentiles():
@@ -27,3 +27,28 @@ def test_time_once_returns_the_result():
 def test_repeats_must_be_positive():
     with pytest.raises(ValueError):
         time_call(lambda: None, repeats=0)
+    with pytest.raises(ValueError):
+        time_call(lambda: None, min_repeats=0)
+
+
+def test_budget_runs_keeps_everything_when_calls_are_cheap():
+    assert budget_runs(first_ms=1.0, budget_s=10.0, warmup=3, repeats=20, min_repeats=3) == (3, 20)
+
+
+def test_budget_runs_cuts_timed_runs_first_then_warmup():
+    # 10 runs of 100 ms fit in 1 s: 3 warm-up runs are kept, 7 timed runs remain.
+    assert budget_runs(first_ms=100.0, budget_s=1.0, warmup=3, repeats=20, min_repeats=3) == (3, 7)
+    # 4 runs fit: the minimum of 3 timed runs and 1 warm-up run.
+    assert budget_runs(first_ms=250.0, budget_s=1.0, warmup=3, repeats=20, min_repeats=3) == (1, 3)
+
+
+def test_budget_runs_never_goes_below_the_minimum_nor_above_the_request():
+    assert budget_runs(first_ms=1e6, budget_s=1.0, warmup=3, repeats=20, min_repeats=3) == (1, 3)
+    assert budget_runs(first_ms=1e6, budget_s=1.0, warmup=0, repeats=2, min_repeats=3) == (0, 2)
+
+
+def test_time_call_with_a_budget_reports_how_many_runs_were_timed():
+    calls = []
+    timing = time_call(lambda: calls.append(1), warmup=2, repeats=5, budget_s=1e-9, min_repeats=2)
+    assert timing.repeats == 2
+    assert len(calls) == 1 + 1 + 2
