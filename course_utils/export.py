@@ -171,12 +171,13 @@ def onnx_sha256(path: Path | str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def op_type_counts(models: dict[str, Path | str]) -> pd.DataFrame:
-    """Return a table of node counts per op type, one column per named model file."""
-    counts = {
-        label: Counter(node.op_type for node in onnx.load(str(p), load_external_data=False).graph.node)
-        for label, p in models.items()
+def op_type_counts(models: dict[str, Path | str | onnx.ModelProto]) -> pd.DataFrame:
+    """Return a table of node counts per op type, one column per named model (a file or a loaded model)."""
+    protos = {
+        label: m if isinstance(m, onnx.ModelProto) else onnx.load(str(m), load_external_data=False)
+        for label, m in models.items()
     }
+    counts = {label: Counter(node.op_type for node in proto.graph.node) for label, proto in protos.items()}
     table = pd.DataFrame(counts).fillna(0).astype(int).sort_index()
     table.loc["total"] = table.sum()
     table.index.name = "op type"
