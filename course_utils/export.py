@@ -185,9 +185,13 @@ def op_type_counts(models: dict[str, Path | str | onnx.ModelProto]) -> pd.DataFr
 
 
 def file_sizes(path: Path | str) -> pd.DataFrame:
-    """Return the size of an ONNX file and of its external-data companion, if any, in MB."""
+    """Return the size of an ONNX file and of its external-data companion, if any, in MB.
+
+    Sizes are rounded to 0.1 MB: files from the default exporter embed the Python stack traces
+    of the export, paths included, so their size varies by a few KB from machine to machine.
+    """
     path = Path(path)
-    rows = [(display_path(p), round(p.stat().st_size / 1e6, 2))
+    rows = [(display_path(p), round(p.stat().st_size / 1e6, 1))
             for p in (path, path.with_name(path.name + ".data")) if p.exists()]
     return pd.DataFrame(rows, columns=["file", "MB"])
 

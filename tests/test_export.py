@@ -32,6 +32,14 @@ def test_default_export_is_one_self_contained_file(tmp_path, tiny_model):
     onnx.checker.check_model(str(path), full_check=True)
 
 
+def test_file_sizes_lists_the_data_companion_in_tenths_of_a_megabyte(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"x" * 91_000)
+    (tmp_path / "m.onnx.data").write_bytes(b"x" * 46_824_988)
+    sizes = file_sizes(tmp_path / "m.onnx")
+    assert sizes["file"].tolist() == ["m.onnx", "m.onnx.data"]
+    assert sizes["MB"].tolist() == [0.1, 46.8]
+
+
 def test_external_data_when_asked(tmp_path, tiny_model):
     path = export_onnx(tiny_model, tmp_path / "tiny.onnx", input_shape=(1, 3, 32, 32), single_file=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx", "tiny.onnx.data"]
