@@ -182,17 +182,18 @@ def speedup_table(table: pd.DataFrame) -> pd.DataFrame:
     base = table.loc[is_base, [*keys, "median_ms"]].rename(columns={"median_ms": "baseline_ms"})
     others = table.loc[~is_base].merge(base, on=keys, how="inner")
     others["speedup"] = others["baseline_ms"] / others["median_ms"]
-    others["engine"] = _engine_labels(others)
+    others["engine"] = engine_labels(others)
     return others.pivot_table(index=["model", "batch", "height"], columns="engine", values="speedup")
 
 
-def _engine_labels(table: pd.DataFrame) -> pd.Series:
+def engine_labels(table: pd.DataFrame) -> pd.Series:
+    """Return each row's engine label, such as ``onnxruntime fixed (cpu)`` (as :attr:`Case.engine`)."""
     return table["runtime"] + " " + table["variant"] + " (" + table["device"] + ")"
 
 
 def _engine_colours(table: pd.DataFrame) -> dict[str, str]:
     """Give each engine the same matplotlib colour in every plot of ``table``."""
-    return {engine: f"C{i % 10}" for i, engine in enumerate(dict.fromkeys(_engine_labels(table)))}
+    return {engine: f"C{i % 10}" for i, engine in enumerate(dict.fromkeys(engine_labels(table)))}
 
 
 def plot_latency(table: pd.DataFrame, batch: int) -> Figure:
@@ -207,7 +208,7 @@ def plot_latency(table: pd.DataFrame, batch: int) -> Figure:
     colours = _engine_colours(table)
     fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models):
-        part = rows[rows["model"] == model].assign(engine=_engine_labels)
+        part = rows[rows["model"] == model].assign(engine=engine_labels)
         for engine, line in part.groupby("engine", sort=False):
             line = line.sort_values("height")
             error = [line["median_ms"] - line["p10_ms"], line["p90_ms"] - line["median_ms"]]

@@ -1,7 +1,8 @@
 """Export a model to ONNX once, atomically, and describe what was written.
 
 The notebooks call ``torch.onnx.export`` directly where the export is the
-lesson; later lessons call :func:`export_onnx` to get an up-to-date file.
+lesson, and :func:`export_in_memory` where they compare export options side by
+side; later lessons call :func:`export_onnx` to get an up-to-date file.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import io
 import json
 import os
 import shutil
@@ -144,6 +146,27 @@ def export_onnx(
             torch.onnx.export(model, (example,), str(tmp_path), **options)
         _stamp_and_check(tmp_path, key)
     return path
+
+
+def export_in_memory(
+    model: nn.Module, args: tuple, *, dynamo: bool = True, **options: object
+) -> tuple[onnx.ModelProto, list[warnings.WarningMessage]]:
+    """Export ``model`` with ``torch.onnx.export`` without writing a file, to compare export options.
+
+    ``options`` go to ``torch.onnx.export`` unchanged. Returns the ONNX model and
+    every warning the export raised (none is shown). Nothing is checked or kept:
+    use :func:`export_onnx` for a file to deploy.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if dynamo:
+            options.setdefault("verbose", False)
+            proto = torch.onnx.export(model, args, dynamo=True, **options).model_proto
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(model, args, buffer, dynamo=False, **options)
+            proto = onnx.load_from_string(buffer.getvalue())
+    return proto, list(caught)
 
 
 def simplify_onnx(src: Path | str, dst: Path | str, *, overwrite: bool = False) -> Path:

@@ -132,18 +132,23 @@ def image_size(path: Path | str) -> str:
         return f"{image.width}x{image.height}"
 
 
-def predictions_table(paths: Sequence[Path | str], probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:
-    """Return one row per image: file, stored size, top-1 class in English and Chinese, probability."""
-    probs = np.asarray(probs)
-    if len(paths) != len(probs):
-        raise ValueError(f"Got {len(paths)} paths but {len(probs)} rows of probabilities.")
-    indices, values = top_k(probs, 1)
+def top1_table(probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:
+    """Return one row per row of ``probs``: the top-1 class id, its English and Chinese names, its probability."""
+    indices, values = top_k(np.asarray(probs), 1)
     return pd.DataFrame(
         {
-            "file": [display_path(p) for p in paths],
-            "size": [image_size(p) for p in paths],
+            "class id": indices[:, 0],
             "top-1 (english)": [label(i, "english") for i in indices[:, 0]],
             "top-1 (chinese)": [label(i, "chinese") for i in indices[:, 0]],
             "probability": np.round(values[:, 0].astype(np.float64), decimals),
         }
     )
+
+
+def predictions_table(paths: Sequence[Path | str], probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:
+    """Return one row per image: file, stored size, then the :func:`top1_table` columns."""
+    probs = np.asarray(probs)
+    if len(paths) != len(probs):
+        raise ValueError(f"Got {len(paths)} paths but {len(probs)} rows of probabilities.")
+    files = pd.DataFrame({"file": [display_path(p) for p in paths], "size": [image_size(p) for p in paths]})
+    return pd.concat([files, top1_table(probs, decimals)], axis=1)

@@ -118,16 +118,23 @@ def resize_short_side(image: Image.Image, size: int = 256) -> Image.Image:
     return image.resize(new_size, Image.Resampling.BILINEAR)
 
 
+def center_crop_box(width: int, height: int, size: int = 224) -> tuple[int, int, int, int]:
+    """Return the (left, top, right, bottom) box of the central ``size`` x ``size`` square of an image.
+
+    Offsets use Python's ``round`` like torchvision's ``CenterCrop``; where the
+    image is smaller than the crop they are negative, centring the image in the box.
+    """
+    left = -((size - width) // 2) if size > width else int(round((width - size) / 2.0))
+    top = -((size - height) // 2) if size > height else int(round((height - size) / 2.0))
+    return left, top, left + size, top + size
+
+
 def center_crop(image: Image.Image, size: int = 224) -> Image.Image:
     """Cut the central ``size`` x ``size`` square from ``image``, as torchvision's ``CenterCrop`` does.
 
-    Offsets use Python's ``round`` like torchvision; an image smaller than the
-    crop is padded with black, centred the same way torchvision pads it.
+    An image smaller than the crop is padded with black, centred the same way torchvision pads it.
     """
-    width, height = image.size
-    left = -((size - width) // 2) if size > width else int(round((width - size) / 2.0))
-    top = -((size - height) // 2) if size > height else int(round((height - size) / 2.0))
-    return image.crop((left, top, left + size, top + size))
+    return image.crop(center_crop_box(*image.size, size))
 
 
 def to_normalized_chw(image: Image.Image) -> np.ndarray:

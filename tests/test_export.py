@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from course_utils import export
-from course_utils.export import export_onnx, file_sizes, io_table, op_type_counts, read_export_key, simplify_onnx
+from course_utils.export import (
+    export_in_memory,
+    export_onnx,
+    file_sizes,
+    io_table,
+    op_type_counts,
+    read_export_key,
+    simplify_onnx,
+)
 from course_utils.weights import load_model
 
 
@@ -38,6 +46,18 @@ def test_file_sizes_lists_the_data_companion_in_tenths_of_a_megabyte(tmp_path):
     sizes = file_sizes(tmp_path / "m.onnx")
     assert sizes["file"].tolist() == ["m.onnx", "m.onnx.data"]
     assert sizes["MB"].tolist() == [0.1, 46.8]
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
+def test_export_in_memory_passes_options_and_returns_warnings(tmp_path, monkeypatch, tiny_model, dynamo):
+    monkeypatch.chdir(tmp_path)
+    example = torch.zeros(1, 3, 32, 32)
+    proto, caught = export_in_memory(tiny_model, (example,), dynamo=dynamo, input_names=["pixels"],
+                                     output_names=["scores"])
+    assert [i.name for i in proto.graph.input] == ["pixels"]
+    assert [o.name for o in proto.graph.output] == ["scores"]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert dynamo or any(issubclass(w.category, DeprecationWarning) for w in caught)
 
 
 def test_external_data_when_asked(tmp_path, tiny_model):

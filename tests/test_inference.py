@@ -14,6 +14,7 @@ from course_utils.inference import (
     ort_error_summary,
     predictions_table,
     softmax,
+    top1_table,
     top_k,
     top_k_table,
 )
@@ -154,15 +155,26 @@ def test_predictions_table(tmp_path):
     probs = np.zeros((2, 1000))
     probs[0, 1], probs[1, 999] = 0.912345, 0.5
     table = predictions_table(paths, probs)
-    assert table.columns.tolist() == ["file", "size", "top-1 (english)", "top-1 (chinese)", "probability"]
+    assert table.columns.tolist() == ["file", "size", "class id", "top-1 (english)", "top-1 (chinese)",
+                                      "probability"]
     assert table["file"].tolist() == ["a.png", "b.jpg"]
     assert table["size"].tolist() == ["30x20", "7x9"]
+    assert table["class id"].tolist() == [1, 999]
     assert table["top-1 (english)"].tolist() == [label(1), label(999)]
     assert table["top-1 (chinese)"].tolist() == [label(1, "chinese"), label(999, "chinese")]
     assert table["probability"].tolist() == [0.9123, 0.5]
     assert image_size(paths[1]) == "7x9"
     with pytest.raises(ValueError, match="2 paths but 1 rows"):
         predictions_table(paths, probs[:1])
+
+
+def test_top1_table_has_one_row_per_row_of_probabilities():
+    probs = np.zeros((3, 1000), np.float32)
+    probs[0, 281], probs[1, 673], probs[2, 0] = 0.7, 0.45678, 1.0
+    table = top1_table(probs, decimals=2)
+    assert table["class id"].tolist() == [281, 673, 0]
+    assert table["top-1 (chinese)"].tolist() == [label(281, "chinese"), label(673, "chinese"), label(0, "chinese")]
+    assert table["probability"].tolist() == [0.7, 0.46, 1.0]
 
 
 def test_deploy_time_modules_do_not_import_torch():

@@ -11,6 +11,7 @@ from course_utils.preprocess import (
     IMAGENET_STD,
     ImageReadError,
     center_crop,
+    center_crop_box,
     load_batch,
     load_rgb,
     preprocess,
@@ -60,6 +61,12 @@ def test_center_crop_rounds_and_pads_like_torchvision(size):
     ours = center_crop(image, 224)
     assert ours.size == (224, 224)
     assert np.array_equal(np.asarray(ours), np.asarray(TF.center_crop(image, [224])))
+
+
+def test_center_crop_box_centres_with_rounding_and_goes_negative_for_small_images():
+    assert center_crop_box(300, 256, 224) == (38, 16, 262, 240)
+    assert center_crop_box(225, 224, 224) == (0, 0, 224, 224)  # round(0.5) == 0, as in torchvision
+    assert center_crop_box(100, 224, 224) == (-62, 0, 162, 224)
 
 
 @pytest.mark.parametrize("size", [(640, 427), (427, 640), (300, 300), (3, 500), (1001, 999)])
