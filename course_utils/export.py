@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from course_utils.metadata import deployment_metadata
 from course_utils.paths import display_path
-from course_utils.weights import fingerprint
+from course_utils.weights import LoadedModel, fingerprint
 
 KEY_PROP = "course_utils.export_key"
 DYNAMIC_AXES = {"batch": 0, "height": 2, "width": 3}
@@ -81,18 +82,21 @@ def _atomic_output(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _stamp_and_check(tmp_path: Path, key: str) -> None:
+def _stamp_and_check(tmp_path: Path, key: str, extra: dict[str, str] | None = None) -> None:
+    """Write the export key (and ``extra`` metadata) into the file, then run the full checker."""
+    props = {**(extra or {}), KEY_PROP: key}
     model = onnx.load(str(tmp_path), load_external_data=False)
-    kept = [p for p in model.metadata_props if p.key != KEY_PROP]
+    kept = [p for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.metadata_props.add(key=KEY_PROP, value=key)
+    for name, value in props.items():
+        model.metadata_props.add(key=name, value=value)
     onnx.save(model, str(tmp_path))
     onnx.checker.check_model(str(tmp_path), full_check=True)
 
 
 def export_onnx(
-    model: nn.Module,
+    model: nn.Module | LoadedModel,
     path: Path | str,
     *,
     dynamo: bool = True,
@@ -110,8 +114,16 @@ def export_onnx(
     ``"width"``. The file is reused when an earlier call with the same model
     weights and settings wrote it; a file this function did not write is never
     replaced unless ``overwrite=True``.
+
+    Given a :class:`~course_utils.weights.LoadedModel`, the file also carries the
+    deployment metadata (model, weights, preprocessing, labels; see
+    :mod:`course_utils.metadata`) that the web page and the service read.
     """
     path = Path(path)
+    extra = None
+    if isinstance(model, LoadedModel):
+        extra = deployment_metadata(model.name, model.weights, model.is_standin)
+        model = model.model
     dynamic = sorted(set(dynamic))
     unknown = set(dynamic) - set(DYNAMIC_AXES)
     if unknown:
@@ -121,7 +133,7 @@ def export_onnx(
     key = export_key(
         model=type(model).__name__, weights=fingerprint(model), dynamo=dynamo, input_shape=input_shape,
         input_names=input_names, output_names=output_names, opset=opset, dynamic=dynamic,
-        single_file=single_file, torch=torch.__version__,
+        single_file=single_file, torch=torch.__version__, metadata=extra,
     )
     if _up_to_date(path, key, overwrite):
         return path
@@ -144,7 +156,7 @@ def export_onnx(
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
         with contextlib.redirect_stdout(None):
             torch.onnx.export(model, (example,), str(tmp_path), **options)
-        _stamp_and_check(tmp_path, key)
+        _stamp_and_check(tmp_path, key, extra)
     return path
 
 

@@ -127,9 +127,12 @@ def top_k_table(probs: np.ndarray, k: int = 5, decimals: int = 4) -> pd.DataFram
 
 
 def image_size(path: Path | str) -> str:
-    """Return ``"WxH"`` as stored in the file's header (before any EXIF rotation)."""
-    with Image.open(path) as image:
-        return f"{image.width}x{image.height}"
+    """Return ``"WxH"`` as stored in the file's header (before any EXIF rotation), or ``"unreadable"``."""
+    try:
+        with Image.open(path) as image:
+            return f"{image.width}x{image.height}"
+    except (OSError, ValueError, Image.DecompressionBombError):  # reported by scan_folder, not here
+        return "unreadable"
 
 
 def top1_table(probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:

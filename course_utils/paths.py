@@ -48,14 +48,21 @@ def results_dir() -> Path:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Return the files in ``folder`` whose suffix looks like an image, sorted by name."""
+    """Return the entries of ``folder`` whose names say "image", sorted by name.
+
+    That is an image suffix in any case (``.jpg``, ``.JPEG``, ``.png``, ...) on a name that is
+    not hidden: macOS's ``._photo.jpg`` companions hold metadata, not pixels. Nothing is opened
+    here; :func:`course_utils.imagefolder.scan_folder` decodes them and reports the bad ones.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"Image folder {display_path(folder)} does not exist: "
-            "set COURSE_IMAGES to a folder of images or use data/images."
+            f"Image folder {display_path(folder)} does not exist or is not a folder: "
+            "set COURSE_IMAGES to a folder of images, or unset it to use data/images."
         )
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted((p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
+                  key=lambda p: p.name)
 
 
 def display_path(path: Path | str) -> str:

@@ -9,8 +9,9 @@ Each step is its own function so that a notebook can show them one by one.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,6 +22,9 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BACKGROUND = (255, 255, 255)
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+# Pillow's own decompression-bomb threshold (about 89 megapixels, 268 MB as RGB): a larger image
+# is refused before any pixel is decoded, and so is a resize that would produce more pixels.
+MAX_PIXELS = 89_478_485
 
 
 class ImageReadError(ValueError):
@@ -34,17 +38,20 @@ class ImageReadError(ValueError):
 
 def _read_error(path: Path, exc: Exception) -> ImageReadError:
     """Turn whatever Pillow raised into an ImageReadError with advice that fits the cause."""
+    if isinstance(exc, ImageReadError):
+        return exc
     if isinstance(exc, FileNotFoundError):
         return ImageReadError(path, "no such file", "Check the path (or COURSE_IMAGES) and the file name.")
     if isinstance(exc, IsADirectoryError):
         return ImageReadError(path, "it is a folder, not a file", "Pass the image files inside it.")
+    if isinstance(exc, PermissionError):
+        return ImageReadError(path, "permission denied", "Make the file readable (chmod) or copy it.")
     if isinstance(exc, UnidentifiedImageError):
         return ImageReadError(
             path, "not an image format Pillow recognises (corrupt, or another kind of file with an "
             "image suffix)", "Open it in an image viewer; replace the file or remove it from the folder.")
-    if isinstance(exc, Image.DecompressionBombError):
-        return ImageReadError(
-            path, f"too many pixels ({exc})", "Downscale the image before classifying it.")
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return ImageReadError(path, f"too many pixels ({exc})", "Downscale the image before classifying it.")
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "truncated" in detail.lower():
         return ImageReadError(
@@ -53,6 +60,18 @@ def _read_error(path: Path, exc: Exception) -> ImageReadError:
     return ImageReadError(
         path, f"the image data is damaged ({type(exc).__name__}: {detail})",
         "Replace it with an intact copy, or remove it from the folder.")
+
+
+def check_pixels(width: int, height: int, path: Path | str, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise :class:`ImageReadError` if a ``width`` x ``height`` image has more than ``max_pixels`` pixels.
+
+    Called on the header's size, before decoding: a small file can declare an enormous image
+    (a "decompression bomb"), and decoding it would exhaust the memory.
+    """
+    if width * height > max_pixels:
+        raise ImageReadError(
+            path, f"too many pixels ({width}x{height} = {width * height:,}; the limit is {max_pixels:,})",
+            "Downscale the image before classifying it.")
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
@@ -79,21 +98,41 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) ->
     return image.convert("RGB")
 
 
-def load_rgb(path: Path | str) -> Image.Image:
+def load_rgb(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode the image at ``path`` fully, apply its EXIF orientation and return it in mode RGB.
 
-    Transparency is composited onto a white background (see :func:`to_rgb`).
-    Any file that cannot be decoded (missing, corrupt, truncated, not an image)
-    raises :class:`ImageReadError`, whose message names the file and what to do.
+    Transparency is composited onto a white background (see :func:`to_rgb`). Any file that
+    cannot be decoded (missing, empty, corrupt, truncated, not an image, more than
+    ``max_pixels`` pixels) raises :class:`ImageReadError`, whose message names the file and
+    what to do.
     """
     path = Path(path)
     try:
-        with Image.open(path) as opened:
-            opened.load()  # decode every byte now, so a truncated file fails here
-            upright = ImageOps.exif_transpose(opened)
-            return to_rgb(upright)
+        if path.is_file() and path.stat().st_size == 0:
+            raise ImageReadError(path, "the file is empty (0 bytes)",
+                                 "Copy or download it again, or remove it from the folder.")
+        with path.open("rb") as stream:
+            return _decode(stream, path, max_pixels)
     except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise _read_error(path, exc) from exc
+
+
+def decode_rgb(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Like :func:`load_rgb` for an image held in memory (an upload); ``name`` appears in messages."""
+    try:
+        if not data:
+            raise ImageReadError(name, "the file is empty (0 bytes)", "Send the image's bytes.")
+        return _decode(io.BytesIO(data), Path(name), max_pixels)
+    except Exception as exc:
+        raise _read_error(Path(name), exc) from exc
+
+
+def _decode(stream: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
+    with Image.open(stream) as opened:
+        check_pixels(opened.width, opened.height, path, max_pixels)
+        opened.load()  # decode every byte now, so a truncated file fails here
+        upright = ImageOps.exif_transpose(opened)
+        return to_rgb(upright)
 
 
 def resized_short_side_size(width: int, height: int, size: int = 256) -> tuple[int, int]:
@@ -113,6 +152,10 @@ def resize_short_side(image: Image.Image, size: int = 256) -> Image.Image:
     (Pillow's bilinear filter always antialiases when it shrinks).
     """
     new_size = resized_short_side_size(*image.size, size=size)
+    if new_size[0] * new_size[1] > MAX_PIXELS:
+        raise ValueError(
+            f"A {image.width}x{image.height} image would become {new_size[0]}x{new_size[1]} pixels: its "
+            "aspect ratio is too extreme to resize safely. Crop it to the part you want classified.")
     if new_size == image.size:
         return image
     return image.resize(new_size, Image.Resampling.BILINEAR)
@@ -171,6 +214,9 @@ def load_batch(
             arrays.append(preprocess(load_rgb(path), resize, crop))
         except ImageReadError as exc:
             skipped.append((path, str(exc)))
+            continue
+        except ValueError as exc:  # decoded, but cannot be resized safely
+            skipped.append((path, f"Cannot preprocess image {display_path(path)}: {exc}"))
             continue
         used.append(path)
     batch = np.stack(arrays) if arrays else np.empty((0, 3, crop, crop), dtype=np.float32)

@@ -204,7 +204,7 @@ def write(path, data: bytes):
         ("cut_in_header.jpg", jpeg_bytes()[:300], "incomplete"),
         ("damaged.png", damaged_png_bytes(), "damaged"),
         ("notes.jpg", "this is a text file, not a photo\n".encode(), "not an image format"),
-        ("empty.jpg", b"", "not an image format"),
+        ("empty.jpg", b"", "the file is empty"),
     ],
 )
 def test_unreadable_files_raise_a_clear_error(tmp_path, name, content, reason):
