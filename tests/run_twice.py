@@ -4,7 +4,8 @@
 
 Every code cell runs, top to bottom, then every code cell again in the same kernel. Any error
 in either pass fails the run and names the pass, the cell and the error. Nothing is written
-back to the notebooks. The environment is inherited (``make test-matrix`` sets the test one).
+back to the notebooks unless :func:`run_twice` is given ``save_to`` (``make test-matrix`` saves
+the second pass of temporary copies). The environment is inherited.
 """
 
 from __future__ import annotations
@@ -18,13 +19,19 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
-def run_twice(path: Path, timeout_s: int = 900) -> float:
-    """Execute ``path``'s code cells twice in one kernel; return the wall time in seconds."""
+def run_twice(
+    path: Path, timeout_s: int = 900, save_to: Path | None = None, env: dict[str, str] | None = None
+) -> float:
+    """Execute ``path``'s code cells twice in one kernel; return the wall time in seconds.
+
+    With ``save_to``, the notebook with the second pass's outputs is written there; ``env``
+    replaces the kernel's environment (by default it inherits this process's).
+    """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     started = time.perf_counter()
-    with client.setup_kernel():
+    with client.setup_kernel(**({"env": env} if env is not None else {})):
         for attempt in ("first", "second"):
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code":
@@ -32,8 +39,11 @@ def run_twice(path: Path, timeout_s: int = 900) -> float:
                 try:
                     client.execute_cell(cell, index)
                 except CellExecutionError as error:
-                    summary = str(error).strip().splitlines()[-1]
+                    evalue = (error.evalue or "").strip().splitlines()
+                    summary = f"{error.ename}: {evalue[0] if evalue else ''}"
                     raise RuntimeError(f"{path.name}: {attempt} pass, cell {index}: {summary}") from None
+    if save_to is not None:
+        nbformat.write(notebook, save_to)
     return time.perf_counter() - started
 
 
