@@ -16,11 +16,19 @@ PUBLISH_ENV := COURSE_WEIGHTS=$(WEIGHTS) PYTHONHASHSEED=0 MPLBACKEND=Agg
 LAB_ARGS := --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install lab test unit execute publish weights clean
+.PHONY: install lab test test-matrix unit execute publish weights clean
+
+# Extra pip options, e.g. PyTorch's CPU-only wheels for laptops without an NVIDIA GPU (see README):
+# make install PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
+PIP_ARGS ?=
+# JupyterLab settings of this venv only: no news feed, no update check, no pop-up asking about them.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --constraint constraints.txt --editable ".[lab,test]"
+	$(BIN)/python -m pip install $(PIP_ARGS) --constraint constraints.txt --editable ".[lab,test]"
+	mkdir -p $(dir $(LAB_OVERRIDES))
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $(LAB_OVERRIDES)
 	touch $@
 
 install: $(STAMP)  ## create .venv and install the course with its tested versions
@@ -30,6 +38,9 @@ lab: install  ## start JupyterLab on the notebooks (open the URL it prints)
 
 test: install  ## unit tests plus every notebook under nbval, offline and deterministic
 	$(TEST_ENV) $(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL)
+
+test-matrix: install  ## the lessons again with 1 thread, AVX2 kernels, a hostile image folder, other weights
+	$(BIN)/python tests/matrix.py
 
 unit: install  ## unit tests only
 	$(TEST_ENV) $(BIN)/python -m pytest tests
