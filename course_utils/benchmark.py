@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from course_utils.paths import display_path, results_dir
-from course_utils.timing import time_call
+from course_utils.timing import NOISE_LIMIT, VERDICTS, Timing, time_call, verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,17 +172,28 @@ def save_results(
     return csv_path, machine_path
 
 
+def _against_baseline(table: pd.DataFrame, limit: float) -> pd.DataFrame:
+    """Return each non-baseline row with PyTorch eager's median beside it (same device and shape).
+
+    Adds ``speedup`` (baseline median / median) and ``noisy`` (either spread above ``limit``).
+    """
+    keys = ["model", "device", "batch", "height"]
+    spread = table["p90_ms"] / table["p10_ms"]
+    is_base = (table["runtime"] == BASELINE[0]) & (table["variant"] == BASELINE[1])
+    base = table.loc[is_base, keys].assign(baseline_ms=table["median_ms"], baseline_spread=spread)
+    others = table.loc[~is_base].assign(spread=spread).merge(base, on=keys, how="inner")
+    others["speedup"] = others["baseline_ms"] / others["median_ms"]
+    others["noisy"] = others[["spread", "baseline_spread"]].max(axis=1) > limit
+    others["engine"] = engine_labels(others)
+    return others
+
+
 def speedup_table(table: pd.DataFrame) -> pd.DataFrame:
     """Return, per model, batch and size, how many times faster each engine is than PyTorch eager.
 
     Each engine is compared with PyTorch eager on the same device; values above 1 mean faster.
     """
-    keys = ["model", "device", "batch", "height"]
-    is_base = (table["runtime"] == BASELINE[0]) & (table["variant"] == BASELINE[1])
-    base = table.loc[is_base, [*keys, "median_ms"]].rename(columns={"median_ms": "baseline_ms"})
-    others = table.loc[~is_base].merge(base, on=keys, how="inner")
-    others["speedup"] = others["baseline_ms"] / others["median_ms"]
-    others["engine"] = engine_labels(others)
+    others = _against_baseline(table, NOISE_LIMIT)
     return others.pivot_table(index=["model", "batch", "height"], columns="engine", values="speedup")
 
 
@@ -228,15 +239,21 @@ def plot_latency(table: pd.DataFrame, batch: int) -> Figure:
     return fig
 
 
-def plot_speedup(table: pd.DataFrame) -> Figure:
+def plot_speedup(table: pd.DataFrame, limit: float | None = None) -> Figure:
     """Plot each engine's speed-up over PyTorch eager against input size, one panel per model and batch.
 
     The y axis is logarithmic, so that 2x faster and 2x slower lie equally far from the line at 1.
+    With ``limit``, points where either timing's p90/p10 exceeds it are drawn hollow: too noisy
+    to read anything from.
     """
     import matplotlib.pyplot as plt
     import numpy as np
 
     speedups = speedup_table(table)
+    noisy = None
+    if limit is not None:
+        noisy = _against_baseline(table, limit).pivot_table(
+            index=["model", "batch", "height"], columns="engine", values="noisy", aggfunc="max")
     if speedups.empty:
         raise ValueError("The table has no PyTorch eager rows to compare with.")
     colours = _engine_colours(table)
@@ -255,6 +272,10 @@ def plot_speedup(table: pd.DataFrame) -> Figure:
             for engine in part.columns:
                 ax.plot(part.index, part[engine], marker="o", markersize=3.5, linewidth=1.2, label=engine,
                         color=colours[engine])
+                if noisy is not None:
+                    flagged = noisy.loc[(model, batch), engine].reindex(part.index) == True  # noqa: E712
+                    ax.plot(part.index[flagged], part[engine][flagged], linestyle="none", marker="o",
+                            markersize=7, markerfacecolor="white", color=colours[engine])
             ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -266,8 +287,123 @@ def plot_speedup(table: pd.DataFrame) -> Figure:
             ax.set_ylabel("speed-up over PyTorch eager (×)")
             ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=7)
+    if limit is not None:
+        fig.suptitle(f"hollow points: p90/p10 above {limit:g}, too noisy to judge", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_spread(table: pd.DataFrame, limit: float = NOISE_LIMIT) -> Figure:
+    """Plot every case's spread (p90 / p10) against its median, with the ``limit`` drawn across.
+
+    Points above the line are cases whose median the findings do not trust.
+    """
+    import matplotlib.pyplot as plt
+
+    colours = _engine_colours(table)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for engine, part in table.assign(engine=engine_labels).groupby("engine", sort=False):
+        ax.scatter(part["median_ms"], part["p90_ms"] / part["p10_ms"], s=14, label=engine,
+                   color=colours[engine])
+    ax.axhline(limit, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("median latency per batch (ms)")
+    ax.set_ylabel("spread, p90 / p10")
+    ax.set_title(f"Spread of every case (dashed: {limit:g}, the limit for a verdict)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def per_image(table: pd.DataFrame) -> pd.DataFrame:
+    """Return ``table`` with every time divided by the batch size: milliseconds per image."""
+    times = [column for column in ("median_ms", "p10_ms", "p90_ms", "first_ms") if column in table]
+    return table.assign(**{column: table[column] / table["batch"] for column in times})
+
+
+def _timing(row: pd.Series) -> Timing:
+    return Timing(int(row["repeats"]), row["median_ms"], row["p10_ms"], row["p90_ms"],
+                  row.get("first_ms", float("nan")))
+
+
+JUDGED_COLUMNS = ("baseline_ms", "candidate_ms", "speedup", "baseline_spread", "candidate_spread",
+                  "verdict")
+
+
+def judge(
+    table: pd.DataFrame, column: str, candidate: object, baseline: object, *, limit: float = NOISE_LIMIT
+) -> pd.DataFrame:
+    """Compare the rows where ``column`` equals ``candidate`` with the matching ``baseline`` rows.
+
+    ``column`` is ``"engine"`` (labels such as ``"pytorch eager (cpu)"``) or ``"batch"`` (use
+    :func:`per_image` first); rows match on the other columns of model, engine, batch and height.
+    Returns one row per matched case: both medians, the speed-up (baseline median / candidate
+    median), both spreads and the :func:`course_utils.timing.verdict`, which is ``"too noisy"``
+    where either spread is above ``limit``.
+    """
+    import pandas as pd
+
+    table = table.assign(engine=engine_labels(table))
+    keys = [key for key in ("model", "engine", "batch", "height") if key != column]
+    chosen = table[table[column] == candidate].set_index(keys)
+    base = table[table[column] == baseline].set_index(keys)
+    rows = {}
+    for key in chosen.index.intersection(base.index, sort=False):
+        mine, theirs = _timing(chosen.loc[key]), _timing(base.loc[key])
+        rows[key] = {"baseline_ms": theirs.median_ms, "candidate_ms": mine.median_ms,
+                     "speedup": theirs.median_ms / mine.median_ms, "baseline_spread": theirs.spread,
+                     "candidate_spread": mine.spread, "verdict": verdict(mine, theirs, limit)}
+    index = pd.MultiIndex.from_tuples(list(rows) or [(None,) * len(keys)], names=keys)[:len(rows)]
+    judged = pd.DataFrame(list(rows.values()), index=index, columns=JUDGED_COLUMNS)
+    names = [str(value) if column == "engine" else f"{column} {value}" for value in (candidate, baseline)]
+    judged.attrs.update(candidate=names[0], baseline=names[1], limit=limit)
+    return judged
+
+
+def summarise(judged: pd.DataFrame, *, min_judged: float = 0.5) -> str:
+    """Write the finding of :func:`judge`'s table in one sentence, or say why there is none.
+
+    Cases marked too noisy are left out. When fewer than ``min_judged`` of the cases are left,
+    the sentence withholds the conclusion and says why.
+    """
+    candidate, baseline, limit = (judged.attrs[key] for key in ("candidate", "baseline", "limit"))
+    what = f"{candidate} against {baseline}"
+    if judged.empty:
+        return f"{what}: no matching cases in this grid."
+    counts = judged["verdict"].value_counts()
+    noisy, clean = counts.get("too noisy", 0), judged[judged["verdict"] != "too noisy"]
+    if clean.empty or len(clean) < min_judged * len(judged):
+        worst = judged[["baseline_spread", "candidate_spread"]].max(axis=1).max()
+        return (f"{what}: no conclusion. {noisy} of {len(judged)} case(s) were too noisy to judge "
+                f"(p90/p10 up to {worst:.1f}, above the limit of {limit:g}): something else used "
+                "the CPU while they were timed. Rerun on a quiet machine.")
+    if len(judged) == 1:
+        row = judged.iloc[0]
+        return (f"{what}: {row['verdict']} ({row['candidate_ms']:.2f} ms against "
+                f"{row['baseline_ms']:.2f} ms, {row['speedup']:.2f}x as fast).")
+    speedup = clean["speedup"]
+    text = (f"{what}: faster in {counts.get('faster', 0)}, slower in {counts.get('slower', 0)}, "
+            f"no clear difference in {counts.get('no clear difference', 0)} of {len(clean)} judged "
+            f"cases; speed-up {speedup.min():.2f}x to {speedup.max():.2f}x "
+            f"(median {speedup.median():.2f}x)")
+    if noisy:
+        text += f". {noisy} more case(s) left out as too noisy (p90/p10 above {limit:g})"
+    return text + "."
+
+
+def verdict_counts(judged: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Count each verdict of several :func:`judge` tables, one row per name, with the judged speed-ups."""
+    import pandas as pd
+
+    rows = {}
+    for name, table in judged.items():
+        counts = table["verdict"].value_counts()
+        clean = table.loc[table["verdict"] != "too noisy", "speedup"]
+        rows[name] = {**{v: int(counts.get(v, 0)) for v in VERDICTS},
+                      "median speed-up (judged)": round(clean.median(), 2) if len(clean) else None}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 @dataclass(frozen=True)

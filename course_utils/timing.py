@@ -1,8 +1,9 @@
-"""One honest timing loop for the whole course.
+"""One honest timing loop for the whole course (taught in notebook 05, ``05_speed_benchmark``).
 
 Warm-up runs are excluded, every run is timed with ``time.perf_counter``, and the
 result reports the median with the 10th and 90th percentiles, so one slow run
-(a page fault, another process) cannot move the headline figure.
+(a page fault, another process) cannot move the headline figure. :func:`verdict`
+compares two timings and refuses to pick a winner when the runs scattered too much.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
+
+NOISE_LIMIT = 1.5  # p90 / p10 above this: the runs scattered too much for their median to be trusted
+VERDICTS = ("faster", "slower", "no clear difference", "too noisy")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,11 @@ class Timing:
     def as_dict(self) -> dict[str, float]:
         """Return the fields as a plain dict (one row of a results table)."""
         return asdict(self)
+
+    @property
+    def spread(self) -> float:
+        """Return p90 / p10: 1.0 when every run took as long, larger the more they scattered."""
+        return self.p90_ms / self.p10_ms if self.p10_ms > 0 else float("inf")
 
     def __str__(self) -> str:
         return (f"median {self.median_ms:.2f} ms (p10 {self.p10_ms:.2f}, p90 {self.p90_ms:.2f}; "
@@ -58,6 +67,7 @@ def time_call(
 ) -> Timing:
     """Time ``fn()``: one first run (reported apart), ``warmup`` untimed runs, then ``repeats`` timed runs.
 
+    Notebook 05 (``05_speed_benchmark``) teaches this loop; every timing in the course uses it.
     Pass ``synchronize=torch.cuda.synchronize`` for GPU work: CUDA calls return
     before the GPU finishes, so the clock must wait for it at both ends.
 
@@ -68,22 +78,22 @@ def time_call(
     """
     if repeats < 1 or min_repeats < 1:
         raise ValueError("repeats and min_repeats must be at least 1")
-    sync = synchronize or (lambda: None)
-    sync()
+    sync = synchronize or (lambda: None)  # on the CPU there is nothing to wait for
+    sync()  # queued GPU work from before must not land in the first run
     start = time.perf_counter()
     fn()
     sync()
-    first_ms = (time.perf_counter() - start) * 1e3
+    first_ms = (time.perf_counter() - start) * 1e3  # allocation, kernel choice: reported apart
     if budget_s is not None:
         warmup, repeats = budget_runs(first_ms, budget_s, warmup, repeats, min_repeats)
-    for _ in range(warmup):
+    for _ in range(warmup):  # untimed: caches, allocators and thread pools settle
         fn()
     sync()
     samples = np.empty(repeats)
-    for i in range(repeats):
+    for i in range(repeats):  # each run timed on its own, so the spread can be seen
         start = time.perf_counter()
         fn()
-        sync()
+        sync()  # stop the clock only when the GPU has finished
         samples[i] = (time.perf_counter() - start) * 1e3
     p10, median, p90 = np.percentile(samples, [10, 50, 90])
     return Timing(repeats, float(median), float(p10), float(p90), first_ms)
@@ -94,3 +104,17 @@ def time_once(fn: Callable[[], object]) -> tuple[object, float]:
     start = time.perf_counter()
     result = fn()
     return result, (time.perf_counter() - start) * 1e3
+
+
+def verdict(candidate: Timing, baseline: Timing, limit: float = NOISE_LIMIT) -> str:
+    """Say whether ``candidate`` ran faster than ``baseline``, or why this run cannot tell.
+
+    ``"too noisy"`` when either timing's spread (p90 / p10) is above ``limit``: something else
+    used the CPU, and the medians say more about that than about the calls. Otherwise ``"no clear
+    difference"`` when the p10-p90 ranges overlap, else ``"faster"`` or ``"slower"`` (by median).
+    """
+    if max(candidate.spread, baseline.spread) > limit:
+        return "too noisy"
+    if candidate.p10_ms <= baseline.p90_ms and baseline.p10_ms <= candidate.p90_ms:
+        return "no clear difference"
+    return "faster" if candidate.median_ms < baseline.median_ms else "slower"

@@ -14,16 +14,21 @@ from course_utils.benchmark import (  # noqa: E402
     Case,
     MemorySpec,
     default_threads,
+    judge,
     make_grid,
     measure_peak_memory,
     memory_table,
     parse_ints,
     peak_rss_mb,
+    per_image,
     plot_latency,
+    plot_spread,
     plot_speedup,
     run_grid,
     save_results,
     speedup_table,
+    summarise,
+    verdict_counts,
 )
 from course_utils.export import export_onnx  # noqa: E402
 
@@ -175,3 +180,66 @@ def test_plots_give_each_engine_the_same_colour():
                        if not line.get_label().startswith("_")}
     assert speedup_colours and all(latency_colours[e] == colour for e, colour in speedup_colours.items())
     assert speedup.get_yscale() == "log"
+
+
+def noisy_pytorch(table: pd.DataFrame) -> pd.DataFrame:
+    """The fake results with PyTorch's p90 three times its median: spread 3.3, far above 1.5."""
+    noisy = table.copy()
+    noisy.loc[noisy["runtime"] == "pytorch", "p90_ms"] *= 3
+    return noisy
+
+
+def test_judge_matches_cases_and_gives_verdicts():
+    judged = judge(fake_results(), "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)")
+    assert len(judged) == 8 and judged.index.names == ["model", "batch", "height"]
+    row = judged.loc[("net_a", 1, 64)]
+    assert row["speedup"] == pytest.approx(2.0) and row["verdict"] == "faster"
+    assert judged.loc[("net_a", 1, 128), "verdict"] == "no clear difference"  # ranges overlap
+    assert judged["candidate_spread"].iloc[0] == pytest.approx(1.2 / 0.9)
+
+
+def test_summarise_states_what_was_judged():
+    judged = judge(fake_results(), "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)")
+    text = summarise(judged)
+    assert text.startswith("onnxruntime fixed (cpu) against pytorch eager (cpu): faster in 4, slower in 0")
+    assert "no clear difference in 4 of 8 judged cases" in text and "median 1.50x" in text
+    single = summarise(judged.loc[[("net_a", 1, 64)]])
+    assert "faster (5.00 ms against 10.00 ms, 2.00x as fast)" in single
+
+
+def test_summarise_withholds_the_conclusion_when_the_spread_says_noise():
+    judged = judge(noisy_pytorch(fake_results()), "engine", "onnxruntime fixed (cpu)",
+                   "pytorch eager (cpu)")
+    assert (judged["verdict"] == "too noisy").all()
+    text = summarise(judged)
+    assert "no conclusion" in text and "8 of 8 case(s) were too noisy" in text and "faster in" not in text
+    assert "no conclusion" in summarise(judged.iloc[:1])
+    relaxed = judge(noisy_pytorch(fake_results()), "engine", "onnxruntime fixed (cpu)",
+                    "pytorch eager (cpu)", limit=5.0)
+    assert "no conclusion" not in summarise(relaxed)
+
+
+def test_summarise_leaves_out_a_noisy_minority_and_says_so():
+    table = fake_results()
+    table.loc[(table["runtime"] == "pytorch") & (table["height"] == 64) & (table["batch"] == 1), "p90_ms"] *= 3
+    text = summarise(judge(table, "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)"))
+    assert "of 6 judged cases" in text and "2 more case(s) left out as too noisy" in text
+
+
+def test_judge_by_batch_per_image_and_counts():
+    judged = judge(per_image(fake_results()), "batch", 4, 1)
+    assert judged.index.names == ["model", "engine", "height"] and len(judged) == 2 * 3 * 2
+    assert judged["speedup"].to_numpy() == pytest.approx(1.0)  # the fake times grow with the batch
+    assert summarise(judged).startswith("batch 4 against batch 1: ")
+    empty = judge(fake_results(), "engine", "tensorrt (cuda)", "pytorch eager (cpu)")
+    assert empty.empty and "no matching cases" in summarise(empty)
+    counts = verdict_counts({"by batch": judged, "none": empty})
+    assert counts.loc["by batch", "no clear difference"] == 12 and counts.loc["none"].iloc[:4].sum() == 0
+
+
+def test_spread_plots():
+    table = noisy_pytorch(fake_results())
+    assert plot_spread(table).axes[0].get_yscale() == "log"
+    figure = plot_speedup(table, limit=1.5)
+    hollow = [line for line in figure.axes[0].get_lines() if line.get_markerfacecolor() == "white"]
+    assert hollow and "too noisy" in figure._suptitle.get_text()

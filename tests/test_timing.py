@@ -1,6 +1,6 @@
 import pytest
 
-from course_utils.timing import Timing, budget_runs, time_call, time_once
+from course_utils.timing import NOISE_LIMIT, VERDICTS, Timing, budget_runs, time_call, time_once, verdict
 
 
 def test_counts_runs_and_orders_percentiles():
@@ -52,3 +52,23 @@ def test_time_call_with_a_budget_reports_how_many_runs_were_timed():
     timing = time_call(lambda: calls.append(1), warmup=2, repeats=5, budget_s=1e-9, min_repeats=2)
     assert timing.repeats == 2
     assert len(calls) == 1 + 1 + 2
+
+
+def test_spread_is_p90_over_p10():
+    assert Timing(5, 10.0, 8.0, 12.0, 30.0).spread == pytest.approx(1.5)
+    assert Timing(5, 0.0, 0.0, 0.0, 0.0).spread == float("inf")
+
+
+def test_verdict_withholds_when_either_timing_is_noisy():
+    quick, slow = Timing(9, 10.0, 9.5, 10.5, 20.0), Timing(9, 20.0, 19.0, 21.0, 40.0)
+    noisy = Timing(9, 10.0, 5.0, 30.0, 40.0)
+    assert verdict(quick, slow) == "faster" and verdict(slow, quick) == "slower"
+    assert verdict(noisy, slow) == "too noisy" and verdict(slow, noisy) == "too noisy"
+    assert verdict(noisy, slow, limit=10.0) == "no clear difference"
+    assert verdict(Timing(9, 10.2, 9.6, 10.8, 20.0), quick) == "no clear difference"
+    assert set(VERDICTS) == {"faster", "slower", "no clear difference", "too noisy"}
+    assert NOISE_LIMIT == 1.5
+
+
+def test_time_call_names_the_notebook_that_teaches_it():
+    assert "05_speed_benchmark" in time_call.__doc__
