@@ -1,17 +1,30 @@
-"""Input checks and post-processing for ONNX Runtime classifiers in NumPy (no torch at deploy time)."""
+"""Input checks and post-processing for ONNX Runtime classifiers in NumPy (no torch when deployed).
+
+Taught in notebook 04 (``04_onnxruntime_inference.ipynb``), which prints ``softmax`` and ``top_k``.
+The deployed code needs only :func:`check_input`, :func:`softmax` and :func:`top_k`, which import
+neither torch nor pandas; the tables that notebooks show import pandas when they are called.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
-from course_utils.labels import label
 from course_utils.paths import display_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from course_utils.imagefolder import ImageRecord
+
+# The header over every prediction table made with stand-in weights, and the figure's title.
+STANDIN_WARNING = "UNTRAINED stand-in model: these labels are not about the photo"
+REAL_WEIGHTS_HINT = ("For real predictions, run `make weights` once (online), "
+                     "then run the notebook again.")
 
 # ONNX Runtime's element type names and the NumPy dtypes that feed them.
 ORT_DTYPES = {
@@ -27,7 +40,7 @@ ORT_DTYPES = {
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Return probabilities from ``logits`` along ``axis``.
+    """Return probabilities from ``logits`` along ``axis`` (taught in notebook 04).
 
     The largest logit is subtracted first, so ``exp`` never overflows even for
     logits in the thousands; float32 input stays float32.
@@ -39,13 +52,14 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def top_k(probs: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Return the indices and values of the ``k`` largest entries along the last axis, largest first.
+    """Return the indices and values of the ``k`` largest entries of the last axis, largest first.
 
-    Ties keep the lower class index first, so the result is deterministic.
+    Taught in notebook 04. Ties keep the lower class index first, so the result is deterministic.
     """
     probs = np.asarray(probs)
     if not 1 <= k <= probs.shape[-1]:
-        raise ValueError(f"k must be between 1 and {probs.shape[-1]} (the number of classes), got {k}.")
+        raise ValueError(
+            f"k must be between 1 and {probs.shape[-1]} (the number of classes), got {k}.")
     indices = np.argsort(-probs, axis=-1, kind="stable")[..., :k]
     return indices, np.take_along_axis(probs, indices, axis=-1)
 
@@ -114,6 +128,10 @@ def check_input(session: Any, array: Any, name: str | None = None) -> np.ndarray
 
 def top_k_table(probs: np.ndarray, k: int = 5, decimals: int = 4) -> pd.DataFrame:
     """Return the ``k`` most probable classes of one image with English and Chinese names."""
+    import pandas as pd
+
+    from course_utils.labels import label
+
     indices, values = top_k(np.asarray(probs).reshape(-1), k)
     return pd.DataFrame(
         {
@@ -136,7 +154,11 @@ def image_size(path: Path | str) -> str:
 
 
 def top1_table(probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:
-    """Return one row per row of ``probs``: the top-1 class id, its English and Chinese names, its probability."""
+    """Return one row per row of ``probs``: the top-1 class id, its two names, its probability."""
+    import pandas as pd
+
+    from course_utils.labels import label
+
     indices, values = top_k(np.asarray(probs), 1)
     return pd.DataFrame(
         {
@@ -148,10 +170,37 @@ def top1_table(probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:
     )
 
 
-def predictions_table(paths: Sequence[Path | str], probs: np.ndarray, decimals: int = 4) -> pd.DataFrame:
-    """Return one row per image: file, stored size, then the :func:`top1_table` columns."""
+def predictions_table(
+    paths: Sequence[Path | str | ImageRecord], probs: np.ndarray, decimals: int = 4
+) -> pd.DataFrame:
+    """Return one row per image: file, stored size, then the :func:`top1_table` columns.
+
+    ``paths`` may hold the records of a folder scan
+    (:attr:`course_utils.imagefolder.FolderScan.images`), whose sizes are known: then no file
+    is opened again. For plain paths the size is read from each file's header.
+    """
+    import pandas as pd
+
     probs = np.asarray(probs)
     if len(paths) != len(probs):
         raise ValueError(f"Got {len(paths)} paths but {len(probs)} rows of probabilities.")
-    files = pd.DataFrame({"file": [display_path(p) for p in paths], "size": [image_size(p) for p in paths]})
-    return pd.concat([files, top1_table(probs, decimals)], axis=1)
+    files = [p.path if hasattr(p, "path") else p for p in paths]
+    sizes = [p.size if hasattr(p, "path") else image_size(p) for p in paths]
+    table = pd.DataFrame({"file": [display_path(p) for p in files], "size": sizes})
+    return pd.concat([table, top1_table(probs, decimals)], axis=1)
+
+
+def flag_untrained(table: pd.DataFrame, is_standin: bool) -> pd.DataFrame:
+    """Return a prediction ``table`` to show: with stand-in weights, under a warning header.
+
+    The header (:data:`STANDIN_WARNING`) spans every column, so that nobody reads an untrained
+    model's labels as a statement about the image. With real weights the table is returned as
+    it is.
+    """
+    if not is_standin:
+        return table
+    import pandas as pd
+
+    flagged = table.copy()
+    flagged.columns = pd.MultiIndex.from_product([[STANDIN_WARNING], table.columns])
+    return flagged

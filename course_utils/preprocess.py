@@ -1,5 +1,6 @@
-"""Image preprocessing for ImageNet classifiers with Pillow and NumPy only (no torch at deploy time).
+"""Preprocessing for ImageNet classifiers with Pillow and NumPy only (no torch at deploy time).
 
+Taught in notebook 04 (``04_onnxruntime_inference.ipynb``), which prints these functions' source.
 The steps reproduce torchvision's ``weights.transforms()`` for PIL input
 (resize the short side to 256 with bilinear filtering, centre-crop 224, scale to
 [0, 1], normalise with the ImageNet mean and standard deviation) and return
@@ -28,7 +29,7 @@ MAX_PIXELS = 89_478_485
 
 
 class ImageReadError(ValueError):
-    """An image file could not be decoded; the message names the file, the reason and what to do."""
+    """An image could not be decoded; the message names the file, the reason and what to do."""
 
     def __init__(self, path: Path | str, reason: str, advice: str) -> None:
         self.path = Path(path)
@@ -41,17 +42,22 @@ def _read_error(path: Path, exc: Exception) -> ImageReadError:
     if isinstance(exc, ImageReadError):
         return exc
     if isinstance(exc, FileNotFoundError):
-        return ImageReadError(path, "no such file", "Check the path (or COURSE_IMAGES) and the file name.")
+        return ImageReadError(path, "no such file",
+                              "Check the path (or COURSE_IMAGES) and the file name.")
     if isinstance(exc, IsADirectoryError):
-        return ImageReadError(path, "it is a folder, not a file", "Pass the image files inside it.")
+        return ImageReadError(path, "it is a folder, not a file",
+                              "Pass the image files inside it.")
     if isinstance(exc, PermissionError):
-        return ImageReadError(path, "permission denied", "Make the file readable (chmod) or copy it.")
+        return ImageReadError(path, "permission denied",
+                              "Make the file readable (chmod) or copy it.")
     if isinstance(exc, UnidentifiedImageError):
         return ImageReadError(
-            path, "not an image format Pillow recognises (corrupt, or another kind of file with an "
-            "image suffix)", "Open it in an image viewer; replace the file or remove it from the folder.")
+            path, "not an image format Pillow recognises (corrupt, or another kind of file with "
+            "an image suffix)",
+            "Open it in an image viewer; replace the file or remove it from the folder.")
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return ImageReadError(path, f"too many pixels ({exc})", "Downscale the image before classifying it.")
+        return ImageReadError(path, f"too many pixels ({exc})",
+                              "Downscale the image before classifying it.")
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "truncated" in detail.lower():
         return ImageReadError(
@@ -63,19 +69,19 @@ def _read_error(path: Path, exc: Exception) -> ImageReadError:
 
 
 def check_pixels(width: int, height: int, path: Path | str, max_pixels: int = MAX_PIXELS) -> None:
-    """Raise :class:`ImageReadError` if a ``width`` x ``height`` image has more than ``max_pixels`` pixels.
+    """Raise :class:`ImageReadError` if a ``width`` x ``height`` image exceeds ``max_pixels``.
 
     Called on the header's size, before decoding: a small file can declare an enormous image
     (a "decompression bomb"), and decoding it would exhaust the memory.
     """
     if width * height > max_pixels:
         raise ImageReadError(
-            path, f"too many pixels ({width}x{height} = {width * height:,}; the limit is {max_pixels:,})",
-            "Downscale the image before classifying it.")
+            path, f"too many pixels ({width}x{height} = {width * height:,}; "
+            f"the limit is {max_pixels:,})", "Downscale the image before classifying it.")
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
-    """Return ``image`` in mode RGB, whatever its mode.
+    """Return ``image`` in mode RGB, whatever its mode (notebook 04 shows why).
 
     Transparent pixels (RGBA, LA, PA, or a palette/grey image with a transparent
     colour) are composited onto ``background``, white by default, as a browser
@@ -98,13 +104,18 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) ->
     return image.convert("RGB")
 
 
-def load_rgb(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_rgb(
+    path: Path | str,
+    max_pixels: int = MAX_PIXELS,
+    *,
+    background: tuple[int, int, int] = BACKGROUND,
+) -> Image.Image:
     """Decode the image at ``path`` fully, apply its EXIF orientation and return it in mode RGB.
 
-    Transparency is composited onto a white background (see :func:`to_rgb`). Any file that
-    cannot be decoded (missing, empty, corrupt, truncated, not an image, more than
-    ``max_pixels`` pixels) raises :class:`ImageReadError`, whose message names the file and
-    what to do.
+    The decode step of notebook 04. Transparency is composited onto ``background``, white by
+    default (see :func:`to_rgb`). Any file that cannot be decoded (missing, empty, corrupt,
+    truncated, not an image, more than ``max_pixels`` pixels) raises :class:`ImageReadError`,
+    whose message names the file and what to do.
     """
     path = Path(path)
     try:
@@ -112,33 +123,39 @@ def load_rgb(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ImageReadError(path, "the file is empty (0 bytes)",
                                  "Copy or download it again, or remove it from the folder.")
         with path.open("rb") as stream:
-            return _decode(stream, path, max_pixels)
-    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError...
+            return _decode(stream, path, max_pixels, background)
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError...
         raise _read_error(path, exc) from exc
 
 
-def decode_rgb(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Like :func:`load_rgb` for an image held in memory (an upload); ``name`` appears in messages."""
+def decode_rgb(
+    data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS, *,
+    background: tuple[int, int, int] = BACKGROUND,
+) -> Image.Image:
+    """Like :func:`load_rgb` for an image held in memory (an upload); messages use ``name``."""
     try:
         if not data:
             raise ImageReadError(name, "the file is empty (0 bytes)", "Send the image's bytes.")
-        return _decode(io.BytesIO(data), Path(name), max_pixels)
+        return _decode(io.BytesIO(data), Path(name), max_pixels, background)
     except Exception as exc:
         raise _read_error(Path(name), exc) from exc
 
 
-def _decode(stream: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
+def _decode(
+    stream: BinaryIO, path: Path, max_pixels: int, background: tuple[int, int, int] = BACKGROUND
+) -> Image.Image:
+    """Check the size in the header, decode every pixel, turn the image upright, convert to RGB."""
     with Image.open(stream) as opened:
         check_pixels(opened.width, opened.height, path, max_pixels)
         opened.load()  # decode every byte now, so a truncated file fails here
         upright = ImageOps.exif_transpose(opened)
-        return to_rgb(upright)
+        return to_rgb(upright, background)
 
 
 def resized_short_side_size(width: int, height: int, size: int = 256) -> tuple[int, int]:
-    """Return the (width, height) after scaling the short side to ``size``, keeping the aspect ratio.
+    """Return the (width, height) after scaling the short side to ``size``, keeping the shape.
 
-    The long side is truncated to an integer, as torchvision does.
+    The long side is truncated to an integer, as torchvision does (taught in notebook 04).
     """
     if width <= height:
         return size, int(size * height / width)
@@ -148,23 +165,24 @@ def resized_short_side_size(width: int, height: int, size: int = 256) -> tuple[i
 def resize_short_side(image: Image.Image, size: int = 256) -> Image.Image:
     """Scale ``image`` so that its short side is ``size`` pixels, with Pillow's bilinear filter.
 
-    Same output size and filter as torchvision's ``Resize(size)`` on a PIL image
-    (Pillow's bilinear filter always antialiases when it shrinks).
+    The resize step of notebook 04: same output size and filter as torchvision's
+    ``Resize(size)`` on a PIL image (Pillow's bilinear filter antialiases when it shrinks).
     """
     new_size = resized_short_side_size(*image.size, size=size)
     if new_size[0] * new_size[1] > MAX_PIXELS:
         raise ValueError(
-            f"A {image.width}x{image.height} image would become {new_size[0]}x{new_size[1]} pixels: its "
-            "aspect ratio is too extreme to resize safely. Crop it to the part you want classified.")
+            f"A {image.width}x{image.height} image would become {new_size[0]}x{new_size[1]} "
+            "pixels: its aspect ratio is too extreme to resize safely. "
+            "Crop it to the part you want classified.")
     if new_size == image.size:
         return image
     return image.resize(new_size, Image.Resampling.BILINEAR)
 
 
 def center_crop_box(width: int, height: int, size: int = 224) -> tuple[int, int, int, int]:
-    """Return the (left, top, right, bottom) box of the central ``size`` x ``size`` square of an image.
+    """Return the (left, top, right, bottom) box of the central ``size`` x ``size`` square.
 
-    Offsets use Python's ``round`` like torchvision's ``CenterCrop``; where the
+    Offsets use Python's ``round`` like torchvision's ``CenterCrop`` (notebook 04); where the
     image is smaller than the crop they are negative, centring the image in the box.
     """
     left = -((size - width) // 2) if size > width else int(round((width - size) / 2.0))
@@ -173,15 +191,20 @@ def center_crop_box(width: int, height: int, size: int = 224) -> tuple[int, int,
 
 
 def center_crop(image: Image.Image, size: int = 224) -> Image.Image:
-    """Cut the central ``size`` x ``size`` square from ``image``, as torchvision's ``CenterCrop`` does.
+    """Cut the central ``size`` x ``size`` square from ``image``, as torchvision's ``CenterCrop``.
 
-    An image smaller than the crop is padded with black, centred the same way torchvision pads it.
+    The crop step of notebook 04. An image smaller than the crop is padded with black, centred
+    the same way torchvision pads it.
     """
     return image.crop(center_crop_box(*image.size, size))
 
 
 def to_normalized_chw(image: Image.Image) -> np.ndarray:
-    """Return an RGB image as a float32 (3, H, W) array scaled to [0, 1] and normalised per channel."""
+    """Return an RGB image as a float32 (3, H, W) array, scaled to [0, 1] and normalised.
+
+    The tensor step of notebook 04: the same float32 operations, in the same order, as
+    torchvision's ``pil_to_tensor``, ``convert_image_dtype`` and ``normalize``.
+    """
     if image.mode != "RGB":
         raise ValueError(
             f"Expected an RGB image, got mode {image.mode!r}: "
@@ -196,7 +219,10 @@ def to_normalized_chw(image: Image.Image) -> np.ndarray:
 
 
 def preprocess(image: Image.Image, resize: int = 256, crop: int = 224) -> np.ndarray:
-    """Resize the short side, centre-crop and normalise an RGB image into a float32 (3, crop, crop) array."""
+    """Resize the short side, centre-crop and normalise an RGB image: float32 (3, crop, crop).
+
+    The steps of notebook 04 composed; the notebook proves it equal to torchvision's transforms.
+    """
     return to_normalized_chw(center_crop(resize_short_side(image, resize), crop))
 
 

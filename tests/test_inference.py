@@ -8,8 +8,11 @@ import torch
 from PIL import Image
 
 from course_utils.export import export_onnx
+from course_utils.imagefolder import scan_folder
 from course_utils.inference import (
+    STANDIN_WARNING,
     check_input,
+    flag_untrained,
     image_size,
     ort_error_summary,
     predictions_table,
@@ -177,7 +180,33 @@ def test_top1_table_has_one_row_per_row_of_probabilities():
     assert table["probability"].tolist() == [0.7, 0.46, 1.0]
 
 
-def test_deploy_time_modules_do_not_import_torch():
-    code = "import sys, course_utils.inference, course_utils.preprocess; print('torch' in sys.modules)"
+def test_deploy_time_modules_do_not_import_torch_or_pandas():
+    code = ("import sys, course_utils.inference, course_utils.preprocess; "
+            "print('torch' in sys.modules, 'pandas' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "False False"
+
+
+def test_predictions_table_takes_the_records_of_a_folder_scan(tmp_path):
+    Image.new("RGB", (30, 20)).save(tmp_path / "a.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    scan = scan_folder(tmp_path)
+    (tmp_path / "a.png").unlink()  # the size comes from the scan: the file is not opened again
+    table = predictions_table(scan.images, np.eye(1, 1000))
+    assert table[["file", "size", "class id"]].values.tolist() == [["a.png", "30x20", 0]]
+
+
+def test_flag_untrained_puts_a_warning_over_every_column_only_for_stand_ins():
+    table = top_k_table(np.linspace(0, 1, 1000), k=2)
+    flagged = flag_untrained(table, is_standin=True)
+    assert flagged.columns.get_level_values(0).unique().tolist() == [STANDIN_WARNING]
+    assert flagged.columns.get_level_values(1).tolist() == table.columns.tolist()
+    assert "not about the photo" in flagged.to_string() and "untrained" in flagged.to_html().lower()
+    assert flagged.values.tolist() == table.values.tolist()
+    assert flag_untrained(table, is_standin=False) is table
+    assert table.columns.tolist() == ["class id", "english", "chinese", "probability"]  # unchanged
+
+
+@pytest.mark.parametrize("function", [softmax, top_k])
+def test_the_functions_notebook_04_prints_name_it(function):
+    assert "notebook 04" in function.__doc__

@@ -30,6 +30,19 @@ def test_known_labels():
         label(1, "french")
 
 
+@pytest.mark.parametrize("class_id, english, chinese", [
+    (282, "tiger cat", "虎纹家猫"),  # a striped house cat; 虎猫 is a wild cat
+    (589, "hand blower", "吹风机"),  # a hair dryer, not a wall-mounted hand dryer
+    (494, "chime", "管钟"),  # tuned (tubular) bells struck with a hammer, not a wind chime
+    (156, "Blenheim spaniel", "布伦海姆查理王小猎犬"),  # the Blenheim King Charles spaniel
+    (38, "banded gecko", "带纹睑虎"),  # an eyelid gecko (Coleonyx)
+    (827, "stove", "火炉"),
+])
+def test_corrected_chinese_names(class_id, english, chinese):
+    assert label(class_id) == english
+    assert label(class_id, "chinese") == chinese
+
+
 def test_a_broken_label_file_is_reported_by_name(tmp_path):
     broken = tmp_path / "labels.csv"
     broken.write_text("id,english,chinese\n0,tench,丁鲷\n1,goldfish,\n", encoding="utf-8")
