@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from course_utils.paths import display_path, results_dir
-from course_utils.timing import NOISE_LIMIT, VERDICTS, Timing, time_call, verdict
+from course_utils.timing import NOISE_LIMIT, VERDICTS, Timing, state_verdict, time_call, verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -372,17 +372,17 @@ def summarise(judged: pd.DataFrame, *, min_judged: float = 0.5) -> str:
     what = f"{candidate} against {baseline}"
     if judged.empty:
         return f"{what}: no matching cases in this grid."
+    worst = judged[["baseline_spread", "candidate_spread"]].max(axis=1)
+    if len(judged) == 1:
+        row = judged.iloc[0]
+        return state_verdict(what, row["verdict"], row["candidate_ms"], row["baseline_ms"],
+                             worst.iloc[0], limit)
     counts = judged["verdict"].value_counts()
     noisy, clean = counts.get("too noisy", 0), judged[judged["verdict"] != "too noisy"]
     if clean.empty or len(clean) < min_judged * len(judged):
-        worst = judged[["baseline_spread", "candidate_spread"]].max(axis=1).max()
-        return (f"{what}: no conclusion. {noisy} of {len(judged)} case(s) were too noisy to judge "
-                f"(p90/p10 up to {worst:.1f}, above the limit of {limit:g}): something else used "
-                "the CPU while they were timed. Rerun on a quiet machine.")
-    if len(judged) == 1:
-        row = judged.iloc[0]
-        return (f"{what}: {row['verdict']} ({row['candidate_ms']:.2f} ms against "
-                f"{row['baseline_ms']:.2f} ms, {row['speedup']:.2f}x as fast).")
+        return (f"{what}: no conclusion. {noisy} of {len(judged)} cases were too noisy to judge "
+                f"(p90/p10 up to {worst.max():.1f}, above the limit of {limit:g}): something else "
+                "used the CPU while they were timed. Rerun on a quiet machine.")
     speedup = clean["speedup"]
     text = (f"{what}: faster in {counts.get('faster', 0)}, slower in {counts.get('slower', 0)}, "
             f"no clear difference in {counts.get('no clear difference', 0)} of {len(clean)} judged "
@@ -391,6 +391,12 @@ def summarise(judged: pd.DataFrame, *, min_judged: float = 0.5) -> str:
     if noisy:
         text += f". {noisy} more case(s) left out as too noisy (p90/p10 above {limit:g})"
     return text + "."
+
+
+def speedup_grid(judged: pd.DataFrame) -> pd.DataFrame:
+    """Return :func:`judge`'s speed-ups with one column per input size; noisy cases read ``"noisy"``."""
+    shown = judged["speedup"].round(2).astype(object).where(judged["verdict"] != "too noisy", "noisy")
+    return shown.unstack("height")
 
 
 def verdict_counts(judged: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -118,3 +118,26 @@ def verdict(candidate: Timing, baseline: Timing, limit: float = NOISE_LIMIT) -> 
     if candidate.p10_ms <= baseline.p90_ms and baseline.p10_ms <= candidate.p90_ms:
         return "no clear difference"
     return "faster" if candidate.median_ms < baseline.median_ms else "slower"
+
+
+def state_verdict(
+    what: str, found: str, candidate_ms: float, baseline_ms: float, worst_spread: float,
+    limit: float = NOISE_LIMIT,
+) -> str:
+    """Write one comparison's verdict as a sentence; a noisy one gets the reason, not a winner."""
+    if found == "too noisy":
+        return (f"{what}: no conclusion, the runs scattered too much (p90/p10 up to "
+                f"{worst_spread:.1f}, above the limit of {limit:g}): something else used the CPU "
+                "while they were timed. Rerun on a quiet machine.")
+    return (f"{what}: {found} (median {candidate_ms:.2f} ms against {baseline_ms:.2f} ms, "
+            f"{baseline_ms / candidate_ms:.2f}x as fast).")
+
+
+def compare_timings(
+    candidate: Timing, baseline: Timing, names: tuple[str, str] = ("candidate", "baseline"),
+    limit: float = NOISE_LIMIT,
+) -> str:
+    """Say in one sentence how ``candidate`` compared with ``baseline``, or why this run cannot tell."""
+    return state_verdict(f"{names[0]} against {names[1]}", verdict(candidate, baseline, limit),
+                         candidate.median_ms, baseline.median_ms,
+                         max(candidate.spread, baseline.spread), limit)

@@ -26,6 +26,7 @@ from course_utils.benchmark import (  # noqa: E402
     plot_speedup,
     run_grid,
     save_results,
+    speedup_grid,
     speedup_table,
     summarise,
     verdict_counts,
@@ -204,7 +205,7 @@ def test_summarise_states_what_was_judged():
     assert text.startswith("onnxruntime fixed (cpu) against pytorch eager (cpu): faster in 4, slower in 0")
     assert "no clear difference in 4 of 8 judged cases" in text and "median 1.50x" in text
     single = summarise(judged.loc[[("net_a", 1, 64)]])
-    assert "faster (5.00 ms against 10.00 ms, 2.00x as fast)" in single
+    assert "faster (median 5.00 ms against 10.00 ms, 2.00x as fast)" in single
 
 
 def test_summarise_withholds_the_conclusion_when_the_spread_says_noise():
@@ -212,7 +213,7 @@ def test_summarise_withholds_the_conclusion_when_the_spread_says_noise():
                    "pytorch eager (cpu)")
     assert (judged["verdict"] == "too noisy").all()
     text = summarise(judged)
-    assert "no conclusion" in text and "8 of 8 case(s) were too noisy" in text and "faster in" not in text
+    assert "no conclusion" in text and "8 of 8 cases were too noisy" in text and "faster in" not in text
     assert "no conclusion" in summarise(judged.iloc[:1])
     relaxed = judge(noisy_pytorch(fake_results()), "engine", "onnxruntime fixed (cpu)",
                     "pytorch eager (cpu)", limit=5.0)
@@ -221,7 +222,8 @@ def test_summarise_withholds_the_conclusion_when_the_spread_says_noise():
 
 def test_summarise_leaves_out_a_noisy_minority_and_says_so():
     table = fake_results()
-    table.loc[(table["runtime"] == "pytorch") & (table["height"] == 64) & (table["batch"] == 1), "p90_ms"] *= 3
+    first = (table["runtime"] == "pytorch") & (table["height"] == 64) & (table["batch"] == 1)
+    table.loc[first, "p90_ms"] *= 3
     text = summarise(judge(table, "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)"))
     assert "of 6 judged cases" in text and "2 more case(s) left out as too noisy" in text
 
@@ -243,3 +245,12 @@ def test_spread_plots():
     figure = plot_speedup(table, limit=1.5)
     hollow = [line for line in figure.axes[0].get_lines() if line.get_markerfacecolor() == "white"]
     assert hollow and "too noisy" in figure._suptitle.get_text()
+
+
+def test_speedup_grid_has_one_column_per_size_and_marks_noise():
+    judged = judge(noisy_pytorch(fake_results()), "engine", "onnxruntime fixed (cpu)",
+                   "pytorch eager (cpu)", limit=5.0)
+    grid = speedup_grid(judged)
+    assert list(grid.columns) == [64, 128] and grid.loc[("net_a", 1), 64] == 2.0
+    assert (speedup_grid(judge(noisy_pytorch(fake_results()), "engine", "onnxruntime fixed (cpu)",
+                               "pytorch eager (cpu)")) == "noisy").all().all()

@@ -1,6 +1,7 @@
 import pytest
 
-from course_utils.timing import NOISE_LIMIT, VERDICTS, Timing, budget_runs, time_call, time_once, verdict
+from course_utils.timing import (NOISE_LIMIT, VERDICTS, Timing, budget_runs, compare_timings, time_call,
+                                 time_once, verdict)
 
 
 def test_counts_runs_and_orders_percentiles():
@@ -72,3 +73,13 @@ def test_verdict_withholds_when_either_timing_is_noisy():
 
 def test_time_call_names_the_notebook_that_teaches_it():
     assert "05_speed_benchmark" in time_call.__doc__
+
+
+def test_compare_timings_names_the_winner_or_withholds():
+    quick, slow = Timing(9, 10.0, 9.5, 10.5, 20.0), Timing(9, 20.0, 19.0, 21.0, 40.0)
+    text = compare_timings(quick, slow, ("ONNX Runtime", "PyTorch"))
+    assert text == ("ONNX Runtime against PyTorch: faster (median 10.00 ms against 20.00 ms, "
+                    "2.00x as fast).")
+    noisy = compare_timings(Timing(9, 10.0, 5.0, 30.0, 40.0), slow)
+    assert noisy.startswith("candidate against baseline: no conclusion") and "6.0" in noisy
+    assert "faster" not in noisy
