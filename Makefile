@@ -26,7 +26,7 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_ARGS) --constraint constraints.txt --editable ".[lab,test]"
+	$(BIN)/python -m pip install $(PIP_ARGS) --constraint constraints.txt --editable ".[course,lab,test]"
 	mkdir -p $(dir $(LAB_OVERRIDES))
 	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $(LAB_OVERRIDES)
 	touch $@
@@ -55,6 +55,16 @@ publish: install  ## re-run notebooks in place in the full configuration: the ou
 		$(PUBLISH_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
+# make serve: the classifier over HTTP on 127.0.0.1 (notebook 11). THREADS=0: the cores shared among workers.
+PORT ?= 8000
+MODEL ?= resnet18
+WORKERS ?= 1
+THREADS ?= 0
+.PHONY: serve
+
+serve: install  ## serve MODEL at http://127.0.0.1:PORT (exported first if needed); Ctrl+C stops it
+	$(BIN)/python -m course_utils.serve --model $(MODEL) --port $(PORT) --workers $(WORKERS) --threads $(THREADS)
+
 weights: install  ## download every ImageNet weight file the course uses (hash-checked)
 	$(BIN)/python -c "from course_utils.weights import download_all; [print(p) for p in download_all()]"
 
@@ -63,7 +73,7 @@ BOOK_STAMP := $(VENV)/.installed-book
 .PHONY: book book-test
 
 $(BOOK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --constraint constraints.txt --editable ".[lab,test,book]"
+	$(BIN)/python -m pip install --constraint constraints.txt --editable ".[course,lab,test,book]"
 	touch $@
 
 book: $(BOOK_STAMP)  ## build the course website into _build/html from the stored notebooks (no re-execution)
