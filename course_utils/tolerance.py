@@ -134,8 +134,8 @@ def same_top_k(
         bound = tolerance(want, rtol)
         want_order = np.argsort(-want, kind="stable")
         kth = want[want_order[k - 1]]
-        certain = set(want_order[want > kth + 2 * bound].tolist())  # must be in any top-k
-        possible = set(want_order[want >= kth - 2 * bound].tolist())  # may be in a top-k
+        certain = set(np.flatnonzero(want > kth + 2 * bound).tolist())  # must be in any top-k
+        possible = set(np.flatnonzero(want >= kth - 2 * bound).tolist())  # may be in a top-k
         got_top = set(np.argsort(-got, kind="stable")[:k].tolist())
         result[row] = certain <= got_top <= possible
     return result

@@ -45,6 +45,16 @@ def test_same_top_k_treats_near_ties_as_agreement():
         same_top_k(reference, reference, k=9)
 
 
+def test_same_top_k_on_unsorted_logits():
+    reference = np.random.default_rng(0).normal(size=(3, 1000))  # classes in no particular order
+    assert same_top_k(reference, reference, k=5).tolist() == [True, True, True]
+    nudged = reference + 1e-7 * np.abs(reference).max()  # rounding-sized differences
+    assert same_top_k(nudged, reference, k=5).all()
+    wrong = reference.copy()
+    wrong[1, np.argmin(reference[1])] = reference[1].max() + 1.0  # the last class jumps to first
+    assert same_top_k(wrong, reference, k=5).tolist() == [True, False, True]
+
+
 def test_comparisons_are_logged_when_asked(tmp_path, monkeypatch):
     log = tmp_path / "tolerance.jsonl"
     monkeypatch.setenv("COURSE_TOLERANCE_LOG", str(log))
