@@ -1,5 +1,8 @@
 """Load the course's torchvision models with ImageNet weights, or seeded stand-ins offline.
 
+Notebook 02 teaches this module: :func:`imagenet_model` is the torchvision call to use in your
+own code, and :func:`load_model` adds the choice of weights the course needs offline.
+
 ``COURSE_WEIGHTS`` chooses where the weights come from:
 
 * ``auto`` (default): torchvision's cache, else a download, else stand-in weights;
@@ -64,6 +67,17 @@ def cached_weights_file(name: str) -> Path:
     """Return where torchvision caches the ImageNet weights of ``name``."""
     url = torchvision_weights(name).url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def imagenet_model(name: str) -> nn.Module:
+    """Return ``name`` with torchvision's ImageNet weights, in eval mode (taught in notebook 02).
+
+    For ResNet-18 this is ``models.resnet18(weights=models.ResNet18_Weights.IMAGENET1K_V1)``:
+    torchvision downloads the file once into its cache (``TORCH_HOME``), checks its hash, and
+    loads it; without network and cache it raises (``URLError``, ``OSError``, ...).
+    """
+    constructor, weights = _constructor(name), torchvision_weights(name)
+    return constructor(weights=weights, progress=False).eval()
 
 
 def standin_model(name: str, seed: int = STANDIN_SEED) -> nn.Module:
@@ -134,9 +148,11 @@ def _load_state_dict_file(name: str, path: Path) -> nn.Module:
 
 
 def load_model(name: str, weights: str | None = None) -> LoadedModel:
-    """Return ``name`` in eval mode with the weights ``COURSE_WEIGHTS`` asks for.
+    """Return ``name`` in eval mode with the weights ``COURSE_WEIGHTS`` asks for (notebook 02).
 
-    ``weights`` overrides the environment variable; see the module docstring.
+    ``weights`` overrides the environment variable; see the module docstring. In ``auto`` mode
+    the ImageNet weights come from :func:`imagenet_model`; when that fails the stand-in is used
+    and a line says why.
     """
     choice = weights if weights is not None else os.environ.get("COURSE_WEIGHTS", "auto")
     if choice == "standin":
@@ -144,16 +160,13 @@ def load_model(name: str, weights: str | None = None) -> LoadedModel:
     if choice != "auto":
         path = Path(choice).expanduser()
         return LoadedModel(name, _load_state_dict_file(name, path), f"state dict {display_path(path)}", False)
-    enum = torchvision_weights(name)
     try:
-        state = enum.get_state_dict(progress=False, check_hash=True)
+        model = imagenet_model(name)
     except Exception as exc:  # URLError, hash mismatch, truncated cache file...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"ImageNet weights for {name} unavailable ({type(exc).__name__}: {reason}); using stand-in weights.")
         return LoadedModel(name, standin_model(name), _standin_label("no ImageNet weights"), True)
-    model = _constructor(name)()
-    model.load_state_dict(state)
-    return LoadedModel(name, model.eval(), f"ImageNet weights {enum}", False)
+    return LoadedModel(name, model, f"ImageNet weights {torchvision_weights(name)}", False)
 
 
 def _standin_label(reason: str) -> str:

@@ -4,7 +4,14 @@ import pytest
 import torch
 from torchvision.models import WeightsEnum
 
-from course_utils.weights import WeightsError, fingerprint, load_model, standin_model
+from course_utils.weights import (
+    MODELS as WEIGHTS_TABLE,
+    WeightsError,
+    fingerprint,
+    imagenet_model,
+    load_model,
+    standin_model,
+)
 
 MODELS = ["resnet18", "mobilenet_v3_small"]
 
@@ -31,6 +38,26 @@ def test_falls_back_to_standin_when_the_download_fails(monkeypatch, capsys):
     assert loaded.is_standin
     assert "STAND-IN" in loaded.weights
     assert "unavailable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_imagenet_model_is_torchvisions_call_with_the_weights_enum(monkeypatch, name):
+    trained = standin_model(name, seed=5)
+    asked = []
+
+    def cached_file(self, *args, **kwargs):
+        asked.append(self)
+        return trained.state_dict()
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", cached_file)
+    model = imagenet_model(name)
+    assert asked == [WEIGHTS_TABLE[name][1]]
+    assert not model.training and fingerprint(model) == fingerprint(trained)
+
+    loaded = load_model(name, "auto")
+    assert not loaded.is_standin
+    assert loaded.weights == f"ImageNet weights {WEIGHTS_TABLE[name][1]}"
+    assert fingerprint(loaded.model) == fingerprint(trained)
 
 
 def test_environment_variable_chooses_standin(monkeypatch):
