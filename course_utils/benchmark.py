@@ -423,6 +423,13 @@ class MemorySpec:
     threads: int
     runs: int = 5
     onnx_path: str | None = None
+    # The deployed pipeline (notebook 09): when given, every run decodes and preprocesses these
+    # image files (course_utils.preprocess, one batch of `batch` images), runs the session and
+    # takes softmax and top-5 (course_utils.inference); onnxruntime only, and without torch.
+    images: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", tuple(str(p) for p in self.images))
 
 
 def measure_peak_memory(spec: MemorySpec, timeout_s: float = 600.0) -> dict[str, float]:
@@ -433,10 +440,15 @@ def measure_peak_memory(spec: MemorySpec, timeout_s: float = 600.0) -> dict[str,
     (``inference``). A fresh process is needed because a peak never goes down:
     in the notebook's own process it would include everything run before
     (see :func:`peak_rss_mb`). PyTorch builds the architecture with torchvision's default
-    initialisation: weight values do not change memory use.
+    initialisation: weight values do not change memory use. With ``spec.images`` the whole
+    deployed pipeline runs (decode, preprocess, session, top-5) and the probe fails if it
+    imported torch.
     """
     if spec.runtime not in RUNTIMES:
         raise ValueError(f"Unknown runtime {spec.runtime!r}; use {list(RUNTIMES)}.")
+    if spec.images and (spec.runtime != "onnxruntime" or len(spec.images) != spec.batch):
+        raise ValueError(f"The pipeline probe runs onnxruntime on `batch` images; got runtime "
+                         f"{spec.runtime!r}, batch {spec.batch} and {len(spec.images)} images.")
     if spec.runtime == "onnxruntime" and not (spec.onnx_path and Path(spec.onnx_path).is_file()):
         shown = display_path(spec.onnx_path) if spec.onnx_path else "(none given)"
         raise FileNotFoundError(f"The ONNX file {shown} does not exist: export it, then pass its onnx_path.")
@@ -490,6 +502,9 @@ def _probe(spec: MemorySpec) -> dict[str, float]:
     else:
         import onnxruntime as ort
 
+        if spec.images:
+            from course_utils.inference import softmax, top_k
+            from course_utils.preprocess import load_batch
         peaks["imports"] = peak_rss_mb()
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = spec.threads, 1
@@ -498,7 +513,13 @@ def _probe(spec: MemorySpec) -> dict[str, float]:
         x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         name = session.get_inputs()[0].name
         for _ in range(spec.runs):
-            session.run(None, {name: x})
+            if spec.images:
+                x = load_batch(spec.images, crop=spec.size)[0]
+                top_k(softmax(session.run(None, {name: x})[0]), 5)
+            else:
+                session.run(None, {name: x})
+        if spec.images and "torch" in sys.modules:
+            raise RuntimeError("the deployed pipeline imported torch")
     peaks["inference"] = peak_rss_mb()
     return peaks
 

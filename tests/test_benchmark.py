@@ -32,6 +32,7 @@ from course_utils.benchmark import (  # noqa: E402
     verdict_counts,
 )
 from course_utils.export import export_onnx  # noqa: E402
+from course_utils.paths import repo_root  # noqa: E402
 
 ENGINES = [("pytorch", "eager", "cpu"), ("onnxruntime", "fixed", "cpu"), ("onnxruntime", "dynamic", "cpu")]
 
@@ -254,3 +255,18 @@ def test_speedup_grid_has_one_column_per_size_and_marks_noise():
     assert list(grid.columns) == [64, 128] and grid.loc[("net_a", 1), 64] == 2.0
     assert (speedup_grid(judge(noisy_pytorch(fake_results()), "engine", "onnxruntime fixed (cpu)",
                                "pytorch eager (cpu)")) == "noisy").all().all()
+
+
+def test_memory_probe_runs_the_deployed_pipeline_without_torch(tiny_model, tmp_path):
+    path = export_onnx(tiny_model, tmp_path / "tiny.onnx", dynamo=False, input_shape=(1, 3, 224, 224),
+                       dynamic=("batch",))
+    images = [str(p) for p in sorted((repo_root() / "data" / "images").glob("*.jpg"))[:2]]
+    spec = MemorySpec("onnxruntime", "tiny", batch=2, size=224, threads=1, runs=2, onnx_path=str(path),
+                      images=images)
+    assert spec.images == tuple(images)
+    peaks = measure_peak_memory(spec)
+    assert 0 < peaks["imports"] <= peaks["loaded"] <= peaks["inference"]
+    with pytest.raises(ValueError, match="batch 3 and 2 images"):
+        measure_peak_memory(MemorySpec("onnxruntime", "tiny", 3, 224, 1, onnx_path=str(path), images=images))
+    with pytest.raises(ValueError, match="'pytorch'"):
+        measure_peak_memory(MemorySpec("pytorch", "resnet18", 2, 224, 1, images=images))
