@@ -156,6 +156,29 @@ def summarise(records: pd.DataFrame) -> dict[str, float]:
             "p99_ms": p99, "throughput_rps": len(ok) / span if span > 0 else 0.0}
 
 
+def measure(url: str, calls: Sequence[Call], concurrency: int, requests: int, duration_s: float,
+            warmup: int = 0) -> dict[str, float]:
+    """One closed-loop run of good requests: :func:`summarise` plus the cores the client used.
+
+    ``warmup`` requests are sent first, one at a time, and not counted: the first requests pay for
+    connections, lazy initialisation and allocations, as the first run in notebook 05 does.
+    """
+    if warmup:
+        run_load(url, [Stream("warm-up", calls, 1, warmup)], duration_s=duration_s)
+    run = run_load(url, [Stream("load", calls, concurrency, requests)], duration_s=duration_s)
+    return {"concurrency": concurrency, **summarise(run.records), "client_cores": run.client_cores}
+
+
+def sweep(url: str, calls: Sequence[Call], levels: Sequence[int], requests: int, duration_s: float,
+          warmup: int = 3) -> pd.DataFrame:
+    """:func:`measure` at each concurrency in ``levels``, one row each (warm-up before the first only)."""
+    import pandas as pd
+
+    rows = [measure(url, calls, level, requests, duration_s, warmup if i == 0 else 0)
+            for i, level in enumerate(levels)]
+    return pd.DataFrame(rows)
+
+
 def status_table(records: pd.DataFrame) -> pd.DataFrame:
     """How many requests of each kind got each status code (0: no answer)."""
     table = records.pivot_table(index=["kind", "expect"], columns="status", values="ms", aggfunc="count",

@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {args.workers}")
     threads = args.threads or max(1, default_threads() // args.workers)
+    if not args.model.endswith(".onnx"):
+        print(f"Exporting {args.model} with PyTorch in a child process, or reusing an up-to-date file...",
+              flush=True)
     settings = ServeSettings(model=str(ensure_model(args.model)), threads=threads,
                              concurrency=args.concurrency, queue=args.queue, timeout_s=args.timeout_s,
                              max_upload_mb=args.max_upload_mb)

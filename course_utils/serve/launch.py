@@ -8,6 +8,7 @@ it started (uvicorn's workers, Ray's daemons) even if it does not exit on SIGTER
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -102,6 +103,7 @@ def start_service(command: Sequence[str], port: int, log: Path, *, prefix: str =
         process = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {})}, start_new_session=True)
     service = Service(process, f"http://{LOOPBACK}:{port}{prefix}", log)
+    atexit.register(service.stop)  # also when a notebook's kernel exits before the cell that stops it
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and process.poll() is None:

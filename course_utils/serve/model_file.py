@@ -25,6 +25,7 @@ def ensure_model(model: str, timeout_s: float = 600.0) -> Path:
     A name is exported (or an up-to-date file reused) by
     ``export_onnx(load_model(name), serving_path(name), dynamic=["batch"])`` in a child process, so
     ``COURSE_WEIGHTS`` applies. The file carries the labels and preprocessing the service reads.
+    The child's output is not shown; a failed export raises RuntimeError with its last lines.
     """
     if model.endswith(".onnx"):
         path = Path(model).expanduser()
@@ -33,8 +34,11 @@ def ensure_model(model: str, timeout_s: float = 600.0) -> Path:
                                     "or a model name such as resnet18.")
         return path
     path = serving_path(model)
-    subprocess.run([sys.executable, "-m", "course_utils.serve.model_file", model, str(path)],
-                   check=True, timeout=timeout_s)
+    done = subprocess.run([sys.executable, "-m", "course_utils.serve.model_file", model, str(path)],
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        last = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"Exporting {model} to {display_path(path)} failed:\n{last}")
     return path
 
 
@@ -42,9 +46,7 @@ def _export(model: str, path: Path) -> None:
     from course_utils.export import export_onnx  # PyTorch: in this child process only
     from course_utils.weights import load_model
 
-    loaded = load_model(model)
-    export_onnx(loaded, path, dynamic=["batch"])
-    print(f"{display_path(path)}: {loaded.weights}")
+    export_onnx(load_model(model), path, dynamic=["batch"])
 
 
 if __name__ == "__main__":

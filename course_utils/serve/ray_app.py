@@ -75,11 +75,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start_ray(attempts: int = 3) -> None:
+    """Start a local Ray cluster on 127.0.0.1, without its web dashboard.
+
+    Ray's node manager gives its helper processes 30 seconds to start; on a machine busy with other
+    work they can miss that window, and Ray raises a plain ``Exception``. Then try again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(include_dashboard=False, _node_ip_address=LOOPBACK, logging_level="warning")
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise
+            print(f"Ray's node did not start in time (attempt {attempt} of {attempts}); retrying.", flush=True)
+            ray.shutdown()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Start Ray and Serve on 127.0.0.1, deploy :class:`RayClassifier` once per batch size, serve until SIGTERM."""
     args = parse_args(argv)
     settings = asdict(ServeSettings(model=args.model, threads=args.threads, concurrency=args.concurrency))
-    ray.init(include_dashboard=False, _node_ip_address=LOOPBACK, logging_level="warning")
+    start_ray()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs handlers of its own
         signal.signal(sig, lambda *_: stop.set())
