@@ -384,10 +384,11 @@ def summarise(judged: pd.DataFrame, *, min_judged: float = 0.5) -> str:
                 f"(p90/p10 up to {worst.max():.1f}, above the limit of {limit:g}): something else "
                 "used the CPU while they were timed. Rerun on a quiet machine.")
     speedup = clean["speedup"]
+    spread = (f"{speedup.iloc[0]:.2f}x" if len(clean) == 1 else
+              f"{speedup.min():.2f}x to {speedup.max():.2f}x (median {speedup.median():.2f}x)")
     text = (f"{what}: faster in {counts.get('faster', 0)}, slower in {counts.get('slower', 0)}, "
             f"no clear difference in {counts.get('no clear difference', 0)} of {len(clean)} judged "
-            f"cases; speed-up {speedup.min():.2f}x to {speedup.max():.2f}x "
-            f"(median {speedup.median():.2f}x)")
+            f"case(s); speed-up {spread}")
     if noisy:
         text += f". {noisy} more case(s) left out as too noisy (p90/p10 above {limit:g})"
     return text + "."

@@ -204,7 +204,7 @@ def test_summarise_states_what_was_judged():
     judged = judge(fake_results(), "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)")
     text = summarise(judged)
     assert text.startswith("onnxruntime fixed (cpu) against pytorch eager (cpu): faster in 4, slower in 0")
-    assert "no clear difference in 4 of 8 judged cases" in text and "median 1.50x" in text
+    assert "no clear difference in 4 of 8 judged case(s)" in text and "median 1.50x" in text
     single = summarise(judged.loc[[("net_a", 1, 64)]])
     assert "faster (median 5.00 ms against 10.00 ms, 2.00x as fast)" in single
 
@@ -226,7 +226,7 @@ def test_summarise_leaves_out_a_noisy_minority_and_says_so():
     first = (table["runtime"] == "pytorch") & (table["height"] == 64) & (table["batch"] == 1)
     table.loc[first, "p90_ms"] *= 3
     text = summarise(judge(table, "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)"))
-    assert "of 6 judged cases" in text and "2 more case(s) left out as too noisy" in text
+    assert "of 6 judged case(s)" in text and "2 more case(s) left out as too noisy" in text
 
 
 def test_judge_by_batch_per_image_and_counts():
@@ -270,3 +270,11 @@ def test_memory_probe_runs_the_deployed_pipeline_without_torch(tiny_model, tmp_p
         measure_peak_memory(MemorySpec("onnxruntime", "tiny", 3, 224, 1, onnx_path=str(path), images=images))
     with pytest.raises(ValueError, match="'pytorch'"):
         measure_peak_memory(MemorySpec("pytorch", "resnet18", 2, 224, 1, images=images))
+
+
+def test_summarise_gives_one_speedup_when_one_case_was_judged():
+    table = fake_results()
+    table = table[(table["model"] == "net_a") & (table["batch"] == 1)].copy()
+    table.loc[(table["runtime"] == "pytorch") & (table["height"] == 128), "p90_ms"] *= 3
+    text = summarise(judge(table, "engine", "onnxruntime fixed (cpu)", "pytorch eager (cpu)"))
+    assert "of 1 judged case(s); speed-up 2.00x. 1 more case(s) left out" in text
