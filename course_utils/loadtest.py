@@ -202,7 +202,7 @@ def bad_calls(jpeg: bytes, max_upload_mb: float = 10.0, classes: int = 1000) -> 
     """One request of every kind the service must refuse, with the status it should answer."""
     png = io.BytesIO()
     with Image.open(io.BytesIO(jpeg)) as image:
-        image.save(png, "PNG")
+        image.convert("RGB").save(png, "PNG")
     png_bytes = png.getvalue()
     corrupt = png_bytes[:200] + bytes(b ^ 0xFF for b in png_bytes[200:400]) + png_bytes[400:]
     panorama = io.BytesIO()
@@ -214,7 +214,7 @@ def bad_calls(jpeg: bytes, max_upload_mb: float = 10.0, classes: int = 1000) -> 
         Call("wrong field name", 400, files={"image": ("cat.jpg", jpeg, "image/jpeg")}),
         Call("text in field 'file'", 400, data={"file": "cat.jpg"}),
         Call("empty file", 400, files={"file": ("empty.jpg", b"", "image/jpeg")}),
-        Call("not an image", 415, files={"file": ("notes.jpg", b"Shopping list: rice, tea.\n", "image/jpeg")}),
+        Call("not an image", 415, files={"file": ("notes.jpg", b"Rice, tea, batteries.\n", "image/jpeg")}),
         Call("truncated JPEG", 422, files={"file": ("half.jpg", jpeg[: len(jpeg) // 2], "image/jpeg")}),
         Call("corrupt PNG", 422, files={"file": ("corrupt.png", corrupt, "image/png")}),
         Call("panorama 1x4000", 422, files={"file": ("panorama.png", panorama.getvalue(), "image/png")}),
@@ -243,7 +243,8 @@ def plot_sweep(table: pd.DataFrame, by: str | None = None) -> Figure:
         right.plot(part["concurrency"], part["throughput_rps"], marker="o", color=colour, label=name or None)
     for ax, ylabel in ((left, "latency (ms)"), (right, "throughput (requests/s)")):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(table["concurrency"].unique()), [str(c) for c in sorted(table["concurrency"].unique())])
+        levels = sorted(table["concurrency"].unique())
+        ax.set_xticks(levels, [str(level) for level in levels])
         ax.minorticks_off()
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel(ylabel)

@@ -1,4 +1,4 @@
-"""The classification service: settings, start-up checks, good and bad requests over HTTP, overload, SIGTERM."""
+"""The classification service: settings, start-up, good and bad requests over HTTP, overload, SIGTERM."""
 
 from __future__ import annotations
 
@@ -100,8 +100,10 @@ def test_engine_refuses_a_file_without_metadata_or_missing(tmp_path, model_file)
 
 def test_service_imports_no_torch(model_file):
     code = ("import sys; from course_utils.serve.app import Engine, ServeSettings, create_app; "
-            f"import course_utils.serve.__main__; create_app(engine=Engine(ServeSettings(model={str(model_file)!r}))); "
-            "print(sorted(m for m in ('torch', 'torchvision', 'onnx', 'pandas', 'matplotlib') if m in sys.modules))")
+            "import course_utils.serve.__main__; "
+            f"create_app(engine=Engine(ServeSettings(model={str(model_file)!r}))); "
+            "heavy = ('torch', 'torchvision', 'onnx', 'pandas', 'matplotlib'); "
+            "print(sorted(m for m in heavy if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -201,7 +203,8 @@ def test_serve_extra_installs_without_torch():
     assert not {"torch", "torchvision", "onnx", "pandas", "matplotlib"} & serve
     assert {"torch", "fastapi", "ray"} <= course
     sizes = installed_sizes()
-    assert 0 < closure_size_mb("course-utils", ("serve",), sizes) < closure_size_mb("course-utils", ("course",), sizes)
+    serve_mb, course_mb = (closure_size_mb("course-utils", (extra,), sizes) for extra in ("serve", "course"))
+    assert 0 < serve_mb < course_mb
 
 
 def test_make_serve_settings_reach_the_command_line():

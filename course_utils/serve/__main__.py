@@ -22,8 +22,10 @@ from course_utils.serve.model_file import ensure_model
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; every option has a default that works on a laptop."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet18", help="a model name (exported if needed) or an .onnx file")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    parser.add_argument("--model", default="resnet18",
+                        help="a model name (exported if needed) or an .onnx file")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes, each with its own session")
     parser.add_argument("--threads", type=int, default=0,

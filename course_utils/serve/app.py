@@ -93,8 +93,8 @@ class Engine:
         settings.check()
         path = Path(settings.model)
         if not path.is_file():
-            raise FileNotFoundError(f"No model file {display_path(path)}: export it with "
-                                    "course_utils.export.export_onnx(load_model(name), path), or run make serve.")
+            raise FileNotFoundError(f"No model file {display_path(path)}: export it with course_utils."
+                                    "export.export_onnx(load_model(name), path), or run make serve.")
         options = ort.SessionOptions()
         options.intra_op_num_threads = settings.threads
         options.inter_op_num_threads = 1
@@ -312,7 +312,8 @@ def create_app(settings: ServeSettings | None = None, *, engine: Engine | None =
             probs = await asyncio.wait_for(classify(engine_, data, file.filename or "upload"),
                                            settings.timeout_s)
         except ImageReadError as exc:
-            return error(image_error_status(exc), f"{exc} Send a complete JPEG, PNG, WebP, BMP, GIF or TIFF file.")
+            return error(image_error_status(exc),
+                         f"{exc} Send a complete JPEG, PNG, WebP, BMP, GIF or TIFF file.")
         except ValueError as exc:  # decoded, but its aspect ratio is too extreme to resize safely
             return error(422, str(exc))
         except asyncio.TimeoutError:

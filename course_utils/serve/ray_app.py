@@ -68,7 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, default=1, help="replicas of each application")
     parser.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs Ray reserves per replica")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per replica")
-    parser.add_argument("--concurrency", type=int, default=1, help="requests decoded or run at once per replica")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="requests decoded or run at once per replica")
     parser.add_argument("--max-batch-size", type=int, nargs="+", default=[1],
                         help="one application per value, at /batch<value> (1: no dynamic batching)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
@@ -88,12 +89,13 @@ def start_ray(attempts: int = 3) -> None:
         except Exception as exc:
             if "timed out during startup" not in str(exc) or attempt == attempts:
                 raise
-            print(f"Ray's node did not start in time (attempt {attempt} of {attempts}); retrying.", flush=True)
+            print(f"Ray's node did not start in time (attempt {attempt} of {attempts}); retrying.",
+                  flush=True)
             ray.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Start Ray and Serve on 127.0.0.1, deploy :class:`RayClassifier` once per batch size, serve until SIGTERM."""
+    """Start Ray and Serve on 127.0.0.1, deploy :class:`RayClassifier` per batch size, serve until SIGTERM."""
     args = parse_args(argv)
     settings = asdict(ServeSettings(model=args.model, threads=args.threads, concurrency=args.concurrency))
     start_ray()
