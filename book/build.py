@@ -1,14 +1,19 @@
 """Build the course website from the stored, executed notebooks: ``make book`` runs this.
 
-Three steps, each cheap when nothing changed:
+Four steps, each cheap when nothing changed:
 
-1. fetch the pinned JavaScript the site serves itself (Mermaid, MathJax) from the npm registry,
-   check each tarball against its pinned SHA-256 and unpack the files the site needs into
-   ``_build/vendor/`` (nothing is loaded from a CDN when a page is read);
-2. stage the sources in ``_build/src/``: a copy of every ``notebooks/NN_*.ipynb`` and an
-   ``index.md`` made from ``book/intro.md`` plus the lesson list, which is read from the notebooks
+1. fetch the pinned JavaScript the site serves itself (Mermaid, MathJax, onnxruntime-web) from the
+   npm registry, check each tarball against its pinned SHA-256 and unpack the files the site needs
+   into ``_build/vendor/`` (nothing is loaded from a CDN when a page is read); ``--vendor-only``
+   stops here (``make test`` runs that, for notebook 10);
+2. export the live page's models with ``course_utils.export.export_onnx`` (single files carrying
+   their deployment metadata; ``COURSE_WEIGHTS`` chooses the weights) and write them, the sample
+   images and the page's configuration into ``_build/live/``;
+3. stage the sources in ``_build/src/``: a copy of every ``notebooks/NN_*.ipynb`` and of its
+   solutions (``notebooks/solutions/``, linked from the lessons), the live page ``book/live.md``, and
+   an ``index.md`` made from ``book/intro.md`` plus the lesson list, which is read from the notebooks
    (their H1 and the first sentence after it), so it never goes stale;
-3. run Sphinx (myst-nb, sphinx-book-theme) into ``_build/html/``. Notebooks are not executed:
+4. run Sphinx (myst-nb, sphinx-book-theme) into ``_build/html/``. Notebooks are not executed:
    the site shows the outputs stored in them (``make execute`` refreshes those).
 """
 
@@ -32,11 +37,14 @@ REPO = BOOK.parent
 BUILD = REPO / "_build"
 NPM_CACHE = BUILD / "npm"
 VENDOR = BUILD / "vendor"
+LIVE = BUILD / "live"
 SRC = BUILD / "src"
 HTML = BUILD / "html"
 DOCTREES = BUILD / "doctrees"
 LESSONS_MARKER = "<!-- lessons -->"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+LIVE_PAGE = "live"  # book/live.md: classify a photo in the browser
+LIVE_MODELS = ("mobilenet_v3_small", "resnet18")  # the first is the page's default
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,19 @@ VENDORED = (
             "package/es5/ui/": "ui/",
             "package/es5/sre/": "sre/",
             "package/LICENSE": "LICENSE",
+        },
+    ),
+    # ort.min.mjs runs models on WebAssembly (CPU), WebGPU and WebNN; the .jsep build of the
+    # runtime it loads next to it serves all three.
+    NpmAsset(
+        "onnxruntime-web", "1.30.0", "d2228df7e4616bc3348bf504ee888f3bec43789a273f0a63f3e68d203ce3bf71",
+        "onnxruntime-web",
+        {
+            "package/dist/ort.min.mjs": "ort.min.mjs",
+            "package/dist/ort.min.mjs.map": "ort.min.mjs.map",
+            "package/dist/ort-wasm-simd-threaded.jsep.mjs": "ort-wasm-simd-threaded.jsep.mjs",
+            "package/dist/ort-wasm-simd-threaded.jsep.wasm": "ort-wasm-simd-threaded.jsep.wasm",
+            "package/package.json": "package.json",  # version and licence (MIT); the package has no LICENSE file
         },
     ),
 )
@@ -132,6 +153,26 @@ def vendor(asset: NpmAsset) -> None:
     staging.replace(target)
 
 
+def build_live_assets() -> None:
+    """Export the live page's models and write them, the sample images and its configuration to ``_build/live/``.
+
+    Each model is exported once per change of its weights (``export_onnx`` reuses an up-to-date
+    file) as a single file with its deployment metadata, which the page reads. The samples are the
+    readable images of ``data/images`` (``scan_folder``: an unreadable file is reported and left out).
+    """
+    from course_utils.browser import write_live_assets
+    from course_utils.export import export_onnx
+    from course_utils.imagefolder import scan_folder
+    from course_utils.paths import data_dir
+    from course_utils.weights import load_model
+
+    models = [export_onnx(load_model(name), BUILD / "models" / f"{name}.onnx") for name in LIVE_MODELS]
+    scan = scan_folder(data_dir() / "images")
+    if scan.skipped:
+        print(scan.report())
+    write_live_assets(LIVE, models, scan.paths)
+
+
 def first_sentence(paragraph: str) -> str:
     """Return the first sentence of a Markdown paragraph (abbreviations such as "e.g." do not end one)."""
     text = " ".join(paragraph.split())
@@ -157,8 +198,11 @@ def read_lesson(path: Path) -> Lesson:
     return Lesson(path.stem, heading[2:].strip(), first_sentence(prose[0]) if prose else "")
 
 
-def index_page(lessons: list[Lesson]) -> str:
-    """Return ``book/intro.md`` with the lesson list and the (hidden) table of contents filled in."""
+def index_page(lessons: list[Lesson], solutions: list[str]) -> str:
+    """Return ``book/intro.md`` with the lesson list and the (hidden) tables of contents filled in.
+
+    ``solutions`` are the pages of the exercise solutions, e.g. ``"solutions/04_..._solutions"``.
+    """
     intro = (BOOK / "intro.md").read_text(encoding="utf-8")
     if LESSONS_MARKER not in intro:
         sys.exit(f"book/intro.md must contain the line {LESSONS_MARKER}, where the lesson list goes.")
@@ -167,9 +211,12 @@ def index_page(lessons: list[Lesson]) -> str:
         link = f"- **[{lesson.title}]({lesson.name}.ipynb)**"
         items.append(f"{link}: {lesson.summary}" if lesson.summary else link)
     listing = "\n".join(items) or "*No lesson has been written yet.*"
-    toctree = "\n".join(["", "```{toctree}", ":hidden:", ":caption: Lessons", ":maxdepth: 1", "",
-                         *(lesson.name for lesson in lessons), "```", ""])
-    return intro.replace(LESSONS_MARKER, listing) + toctree
+    toctrees = [("Lessons", [lesson.name for lesson in lessons]), ("In your browser", [LIVE_PAGE]),
+                ("Solutions", solutions)]
+    toctree = "\n".join(line for caption, pages in toctrees if pages for line in
+                        ["", "```{toctree}", ":hidden:", f":caption: {caption}", ":maxdepth: 1", "", *pages,
+                         "```"])
+    return intro.replace(LESSONS_MARKER, listing) + toctree + "\n"
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -180,25 +227,35 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def stage(notebooks: list[Path]) -> tuple[list[Lesson], bool]:
-    """Copy the notebooks and the generated index page into ``_build/src/``.
-
-    Return the lessons, and whether the list of lessons (files, titles, summaries) changed.
-    """
-    SRC.mkdir(parents=True, exist_ok=True)
+def copy_notebooks(notebooks: list[Path], target: Path) -> bool:
+    """Make ``target`` hold copies of exactly ``notebooks``; return whether a stale copy was removed."""
+    target.mkdir(parents=True, exist_ok=True)
     names = {path.name for path in notebooks}
-    stale = [path for path in SRC.glob("*.ipynb") if path.name not in names]
+    stale = [path for path in target.glob("*.ipynb") if path.name not in names]
     for path in stale:
         path.unlink()
+    for path in notebooks:
+        copy = target / path.name
+        if not copy.exists() or copy.read_bytes() != path.read_bytes():
+            shutil.copy2(path, copy)
+    return bool(stale)
+
+
+def stage(notebooks: list[Path], solutions: list[Path]) -> tuple[list[Lesson], bool]:
+    """Copy the notebooks, their solutions (into ``solutions/``), the live page and the generated
+    index page into ``_build/src/``.
+
+    Return the lessons, and whether the index (files, titles, summaries, solutions) changed.
+    """
+    stale = copy_notebooks(notebooks, SRC)
+    stale = copy_notebooks(solutions, SRC / "solutions") or stale
     if stale:  # Sphinx does not delete the pages of removed sources: rebuild the site from scratch
         shutil.rmtree(HTML, ignore_errors=True)
         shutil.rmtree(DOCTREES, ignore_errors=True)
-    for path in notebooks:
-        copy = SRC / path.name
-        if not copy.exists() or copy.read_bytes() != path.read_bytes():
-            shutil.copy2(path, copy)
+    write_if_changed(SRC / f"{LIVE_PAGE}.md", (BOOK / f"{LIVE_PAGE}.md").read_bytes())
     lessons = [read_lesson(path) for path in notebooks]
-    return lessons, write_if_changed(SRC / "index.md", index_page(lessons).encode("utf-8"))
+    pages = [f"solutions/{path.stem}" for path in solutions]
+    return lessons, write_if_changed(SRC / "index.md", index_page(lessons, pages).encode("utf-8"))
 
 
 def main() -> int:
@@ -206,10 +263,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
                         help=f"folder whose {NOTEBOOK_GLOB} files become the lessons (default: notebooks/)")
+    parser.add_argument("--vendor-only", action="store_true",
+                        help="only fetch and check the pinned npm packages (make test needs onnxruntime-web)")
     args = parser.parse_args()
     for asset in VENDORED:
         vendor(asset)
-    lessons, lessons_changed = stage(sorted(args.notebooks.glob(NOTEBOOK_GLOB)))
+    if args.vendor_only:
+        return 0
+    build_live_assets()
+    lessons, lessons_changed = stage(sorted(args.notebooks.glob(NOTEBOOK_GLOB)),
+                                     sorted((args.notebooks / "solutions").glob(NOTEBOOK_GLOB)))
     from sphinx.cmd.build import build_main
 
     # Every page's sidebar and previous/next links show lesson titles: when they change, rebuild all pages.
@@ -218,8 +281,8 @@ def main() -> int:
                          *fresh, str(SRC), str(HTML)])
     if status == 0:
         count = f"{len(lessons)} lesson" + ("" if len(lessons) == 1 else "s")
-        print(f"Built {HTML.relative_to(REPO)}/index.html ({count}). Open it in a browser, "
-              f"or serve it: python3 -m http.server -d {HTML.relative_to(REPO)}")
+        print(f"Built {HTML.relative_to(REPO)}/index.html ({count}). Serve it with make serve-book "
+              "(the live page then runs on several threads) and open http://127.0.0.1:8000")
     return status
 
 

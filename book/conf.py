@@ -22,8 +22,9 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_fence_as_directive = ["mermaid"]  # ```mermaid blocks become diagrams (course_site)
 myst_heading_anchors = 3
 
-# Served from the site itself: the pinned npm packages that book/build.py unpacks into _build/vendor.
-html_static_path = ["static", str(BOOK.parent / "_build" / "vendor")]
+# Served from the site itself: the pinned npm packages that book/build.py unpacks into _build/vendor,
+# and the live page's models, sample images and configuration that it writes into _build/live.
+html_static_path = ["static", str(BOOK.parent / "_build" / "vendor"), str(BOOK.parent / "_build" / "live")]
 html_css_files = ["course.css"]
 mathjax_path = "mathjax/tex-mml-chtml.js"
 mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]}}
