@@ -169,7 +169,8 @@ async def chromium(timeout_s: float = START_TIMEOUT_S) -> AsyncIterator[Browser]
         raise RuntimeError(f"Cannot start the browser: {reason}.")
     from playwright.async_api import async_playwright
 
-    with tempfile.TemporaryDirectory(prefix="course-chromium-") as profile:
+    # Chromium's helper processes may still be writing to the profile while it is removed.
+    with tempfile.TemporaryDirectory(prefix="course-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [shutil.which("chromium") or "chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "about:blank"],
