@@ -46,6 +46,7 @@ def plot_differences(
         ax.hist(v[v > 0], bins=edges, histtype="step", linewidth=1.5, color=f"C{index}", label=label)
     ax.axvline(bound, color="black", linestyle="--", linewidth=1.2, label=f"tolerance: {bound:.1e}")
     ax.set_xscale("log")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.5)  # room for the legend above the bars
     ax.set_xlabel("|difference| of one element (log scale)")
     ax.set_ylabel("number of elements")
     ax.grid(True, which="major", alpha=0.3)
