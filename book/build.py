@@ -75,16 +75,17 @@ VENDORED = (
             "package/LICENSE": "LICENSE",
         },
     ),
-    # ort.min.mjs runs models on WebAssembly (CPU), WebGPU and WebNN; the .jsep build of the
-    # runtime it loads next to it serves all three.
+    # Two builds, each a small module and the WebAssembly runtime it loads from beside it: ort.wasm
+    # (CPU only) and ort.webgpu (WebGPU, and the CPU), whose runtime is built with Asyncify so that
+    # it can wait for the GPU, which makes it larger and slower on the CPU. The live page loads one.
     NpmAsset(
         "onnxruntime-web", "1.30.0", "d2228df7e4616bc3348bf504ee888f3bec43789a273f0a63f3e68d203ce3bf71",
         "onnxruntime-web",
         {
-            "package/dist/ort.min.mjs": "ort.min.mjs",
-            "package/dist/ort.min.mjs.map": "ort.min.mjs.map",
-            "package/dist/ort-wasm-simd-threaded.jsep.mjs": "ort-wasm-simd-threaded.jsep.mjs",
-            "package/dist/ort-wasm-simd-threaded.jsep.wasm": "ort-wasm-simd-threaded.jsep.wasm",
+            **{f"package/dist/{name}": name for name in (
+                "ort.wasm.min.mjs", "ort.wasm.min.mjs.map", "ort-wasm-simd-threaded.mjs",
+                "ort-wasm-simd-threaded.wasm", "ort.webgpu.min.mjs", "ort.webgpu.min.mjs.map",
+                "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")},
             "package/package.json": "package.json",  # version and licence (MIT); the package has no LICENSE file
         },
     ),
@@ -134,7 +135,8 @@ def vendor(asset: NpmAsset) -> None:
     """Unpack the files the site serves from the asset's checked tarball into ``_build/vendor/``."""
     target = VENDOR / asset.target
     stamp = target / ".unpacked"
-    if stamp.exists() and stamp.read_text() == asset.sha256:
+    unpacked = f"{asset.sha256} {sorted(asset.files.items())}"  # the tarball and what was taken from it
+    if stamp.exists() and stamp.read_text() == unpacked:
         return
     tarball = fetch_tarball(asset)
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,7 @@ def vendor(asset: NpmAsset) -> None:
                     member.name = dest + member.name[len(source):]
                     archive.extract(member, staging, filter="data")
                     break
-    (staging / ".unpacked").write_text(asset.sha256)
+    (staging / ".unpacked").write_text(unpacked)
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging.replace(target)

@@ -67,8 +67,13 @@ STOP_TIMEOUT_S = 10
 LOCAL_SCHEMES = ("data", "blob", "about")
 # What the live page is made of: its own files (HTML, JavaScript, CSS) and onnxruntime-web's.
 LIVE_SOURCE = Path(__file__).resolve().parents[1] / "book" / "static" / "live"
-ORT_WEB_FILES = ("ort.min.mjs", "ort.min.mjs.map", "ort-wasm-simd-threaded.jsep.mjs",
-                 "ort-wasm-simd-threaded.jsep.wasm", "package.json")
+# The page imports ort.wasm.min.mjs for the wasm provider and ort.webgpu.min.mjs where the browser
+# offers WebGPU; each loads its runtime (the .mjs and .wasm beside it) itself.
+ORT_BUILDS = {"wasm": "ort.wasm.min.mjs", "webgpu": "ort.webgpu.min.mjs"}
+ORT_WEB_FILES = (*ORT_BUILDS.values(), *(f"{name}.map" for name in ORT_BUILDS.values()),
+                 "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+                 "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
+                 "package.json")
 LIVE_CONFIG = "live-config.json"
 STANDALONE_PAGE = "live/standalone.html"
 
@@ -260,7 +265,7 @@ def write_live_assets(target: Path | str, models: Sequence[Path], samples: Seque
         entries.append({"name": model, "title": MODEL_TITLES.get(model, model), "url": f"models/{name}",
                         "megabytes": round(path.stat().st_size / 1e6, 1)})
     config = {
-        "ort": "onnxruntime-web/ort.min.mjs",
+        "ort": {provider: f"onnxruntime-web/{name}" for provider, name in ORT_BUILDS.items()},
         "models": entries,
         "samples": [{"name": name, "url": f"samples/{name}"}
                     for name in _sync_folder(target / "samples", samples)],

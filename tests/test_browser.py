@@ -259,7 +259,8 @@ def test_write_live_assets_describes_models_and_samples(tmp_path: Path) -> None:
     assert config["models"] == [{"name": "resnet18", "title": "ResNet-18", "url": "models/tiny.onnx",
                                  "megabytes": 0.0}]
     assert config["samples"] == [{"name": "cat.png", "url": "samples/cat.png"}]
-    assert config["ort"] == "onnxruntime-web/ort.min.mjs"
+    assert config["ort"] == {"wasm": "onnxruntime-web/ort.wasm.min.mjs",
+                             "webgpu": "onnxruntime-web/ort.webgpu.min.mjs"}
     assert sorted(p.name for p in (site / "samples").iterdir()) == ["cat.png"]  # the stale copy is gone
     assert onnx.load(str(site / "models" / "tiny.onnx")).metadata_props[0].key.startswith(PREFIX)
 
@@ -294,4 +295,5 @@ def test_the_page_loads_only_files_the_site_serves() -> None:
     for path in LIVE.iterdir():
         text = path.read_text(encoding="utf-8")
         assert "https://" not in text and "http://" not in text, path.name
-    assert set(browser.ORT_WEB_FILES) >= {"ort.min.mjs", "ort-wasm-simd-threaded.jsep.wasm"}
+    build = (Path(__file__).resolve().parents[1] / "book" / "build.py").read_text()
+    assert all(f'"{name}"' in build for name in browser.ORT_WEB_FILES), "book/build.py must vendor them"

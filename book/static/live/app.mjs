@@ -33,8 +33,9 @@ const configUrl = new URL(root.dataset.config, document.baseURI);
 const config = await (await fetch(configUrl)).json();
 const resolve = (path) => new URL(path, configUrl).href;
 const plan = threadPlan(Number(params.get('threads')) || 0);
-const ortReady = loadOrt(resolve(config.ort), plan.threads);
 const providerReady = chooseProvider(params.get('provider') || 'auto');
+const builds = Object.fromEntries(Object.entries(config.ort).map(([name, url]) => [name, resolve(url)]));
+const ortReady = providerReady.then(({ provider }) => loadOrt(builds, provider, plan.threads));
 const classifiers = new Map();  // model name -> Promise of its classifier: one session per model
 let queue = Promise.resolve();  // one image at a time
 let lastSource = null;  // classified again when another model is chosen

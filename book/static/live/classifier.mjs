@@ -24,10 +24,13 @@ export function threadPlan(requested = 0) {
   return { threads, isolated: true, note };
 }
 
-/** Import onnxruntime-web from the site's own copy, once; set its threads before any session starts. */
+/**
+ * Import onnxruntime-web from the site's own copy and set its threads before any session starts.
+ * `urls` names a build per provider: the page loads the one for `provider`, once.
+ */
 let ortModule;
-export function loadOrt(url, threads) {
-  ortModule ??= import(url).then((ort) => {
+export function loadOrt(urls, provider, threads) {
+  ortModule ??= import(urls[provider]).then((ort) => {
     ort.env.wasm.numThreads = threads;
     ort.env.logLevel = 'error';
     return ort;
@@ -38,7 +41,8 @@ export function loadOrt(url, threads) {
 /**
  * Which execution provider to ask for: 'webgpu' where the browser offers a WebGPU adapter
  * (and 'auto' or 'webgpu' was requested), else 'wasm' (WebAssembly on the CPU). Returns the
- * provider and a note that says why.
+ * provider and a note that says why. The page then loads the onnxruntime-web build for it:
+ * the WebGPU build's runtime is larger, and slower on the CPU, than the WebAssembly-only one.
  */
 export async function chooseProvider(requested = 'auto') {
   if (requested === 'wasm') {
