@@ -111,7 +111,7 @@ class IsolatingHandler(SimpleHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Record (path, status) instead of printing a line per request."""
-        self.log.append((self.path, int(code) if str(code).isdigit() else 0))
+        self.log.append((self.path, int(code) if isinstance(code, int) else 0))
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
         """Print nothing."""
@@ -407,7 +407,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                               help="leave out the COOP/COEP headers (pages then run on one thread)")
     args = parser.parse_args(argv)
     isolated = not args.no_isolation
-    with serve(args.folder, isolated=isolated, port=args.port) as server:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(serve(args.folder, isolated=isolated, port=args.port))
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
+        except OSError as error:  # the port is taken
+            print(f"Cannot serve on port {args.port}: {error.strerror}. Choose another one: --port N "
+                  "(make serve-book PORT=N).", file=sys.stderr)
+            return 2
         headers = "with" if isolated else "without"
         print(f"Serving {display_path(args.folder)} at {server.url} ({headers} the COOP/COEP headers "
               "that allow several threads). Press Ctrl-C to stop.", flush=True)

@@ -244,6 +244,15 @@ def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
             pass
 
 
+def test_the_serve_command_explains_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert browser.main(["serve", str(tmp_path / "nowhere")]) == 2
+    assert "it is not a folder" in capsys.readouterr().err
+    with browser.serve(tmp_path) as server:
+        port = server.url.rsplit(":", 1)[1].strip("/")
+        assert browser.main(["serve", str(tmp_path), "--port", port]) == 2
+    assert f"Cannot serve on port {port}" in capsys.readouterr().err
+
+
 def test_write_live_assets_describes_models_and_samples(tmp_path: Path) -> None:
     model = tmp_path / "in" / "tiny.onnx"
     model.parent.mkdir()
