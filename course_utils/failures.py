@@ -96,7 +96,7 @@ class Messages:
         return [m for m in (*self.warnings, *self.logs) if re.search(pattern, m)]
 
     def show(self, pattern: str) -> list[str]:
-        """Print (clipped) and return the messages that match ``pattern``; fail if there are none."""
+        """Print (clipped) and return the messages matching ``pattern``; fail if there are none."""
         found = list(dict.fromkeys(self.find(pattern)))
         if not found:
             raise AssertionError(f"No warning or log line matches {pattern!r}: {self}")
@@ -133,7 +133,8 @@ def captured_messages() -> Iterator[Messages]:
         messages.warnings.extend(
             sanitise(f"{w.category.__name__}: {str(w.message).strip()}") for w in caught
         )
-        messages.logs.extend(_log_line(line) for line in stderr.getvalue().splitlines() if line.strip())
+        lines = stderr.getvalue().splitlines()
+        messages.logs.extend(_log_line(line) for line in lines if line.strip())
 
 
 @dataclass
@@ -159,6 +160,7 @@ def expect_error(
     not match the regex ``match``, or (the exception passes through) if it raises another type.
     ``show`` are regexes for the parts of the message to print; without them, its first line.
     Warnings and log output of the block are recorded in ``caught.messages``, not printed.
+    Notebook 08 shows every expected failure with it.
     """
     caught = Caught()
     try:
@@ -168,7 +170,8 @@ def expect_error(
         text = sanitise(str(exc))
         if not re.search(match, text, flags=re.MULTILINE):
             raise AssertionError(
-                f"{type(exc).__name__} was raised, but its message does not match {match!r}:\n{text}"
+                f"{type(exc).__name__} was raised, but its message does not match "
+                f"{match!r}:\n{text}"
             ) from exc
         caught.exception, caught.text = exc, text
         caught.lines = key_lines(text, show)
@@ -181,7 +184,7 @@ def expect_error(
 
 
 def node_values(program: object, args: tuple) -> dict[str, object]:
-    """Return PyTorch's value of every operator node of an ``ONNXProgram``, by node name.
+    """Return PyTorch's value of every operator node of an ``ONNXProgram``, by name (notebook 08).
 
     These are the reference values that ``torch.onnx.verification.verify_onnx_program(...,
     compare_intermediates=True)`` compares ONNX Runtime's intermediate values with; it reports
@@ -226,12 +229,12 @@ def report_summary(path: Path | str) -> ReportSummary:
         outcome=path.stem.rsplit("_", 1)[-1],
         steps=[line.strip() for line in checklist.splitlines() if line.strip()],
         sections=re.findall(r"^## (.+)$", text, flags=re.MULTILINE),
-        unsupported=re.findall(r"^- `([^`]+)`: +No decompositions registered", text, flags=re.MULTILINE),
+        unsupported=re.findall(r"^- `([^`]+)`: +No decompositions registered", text, re.MULTILINE),
     )
 
 
 def symptom_line(symptom: Caught | str, line: int = 0, limit: int = 120) -> str:
-    """Return a caught error ("Type: its key line number ``line``") or a message as Markdown code."""
+    """Return a caught error ("Type: its key line ``line``") or a message as Markdown code."""
     if isinstance(symptom, Caught):
         symptom = f"{type(symptom.exception).__name__}: {symptom.lines[line]}"
     return "`" + _clip(" ".join(symptom.split()), limit).replace("`", "'") + "`"

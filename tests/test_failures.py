@@ -54,7 +54,8 @@ def test_key_lines_first_line_patterns_and_clipping() -> None:
 
 
 def test_expect_error_catches_checks_and_prints(capsys: pytest.CaptureFixture[str]) -> None:
-    with expect_error(ValueError, r"bad value \d+", show=[r"bad value \d+", r"hint: .*"]) as caught:
+    show = [r"bad value \d+", r"hint: .*"]
+    with expect_error(ValueError, r"bad value \d+", show=show) as caught:
         raise ValueError("Something went wrong: bad value 7\nhint: use 8 at 0x1234abcd")
     assert isinstance(caught.exception, ValueError)
     assert caught.lines == ["bad value 7", "hint: use 8 at 0xADDRESS"]
@@ -88,7 +89,9 @@ def test_expect_error_accepts_a_tuple_of_types() -> None:
             pass
 
 
-def test_captured_messages_records_warnings_and_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+def test_captured_messages_records_warnings_and_log_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     logger = logging.getLogger("torch.onnx")  # torch's handler writes to the current sys.stderr
     with captured_messages() as messages:
         warnings.warn("careful at /home/someone/x.py", UserWarning)
@@ -117,7 +120,8 @@ def test_symptom_line_and_markdown_table() -> None:
 def test_report_summary_reads_outcome_steps_sections_and_missing_ops(tmp_path: Path) -> None:
     report = tmp_path / "onnx_export_2026-11-26_08-06-54-666874_conversion.md"
     report.write_text(
-        "# PyTorch ONNX Conversion Report\n\n```\n✅ Obtain model graph\n❌ Translate the graph\n```\n\n"
+        "# PyTorch ONNX Conversion Report\n\n"
+        "```\n✅ Obtain model graph\n❌ Translate the graph\n```\n\n"
         "## Error messages\n\ntext\n\n## ONNX Conversion Information\n\n"
         "- `course.op.default`:     No decompositions registered for the real-valued input.\n",
         encoding="utf-8",
@@ -134,7 +138,9 @@ def test_node_values_are_the_references_verify_compares(tiny_model: torch.nn.Mod
 
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     program = torch.onnx.export(tiny_model, (x,), dynamo=True, verbose=False)
-    infos = torch.onnx.verification.verify_onnx_program(program, args=(x,), compare_intermediates=True)
+    infos = torch.onnx.verification.verify_onnx_program(
+        program, args=(x,), compare_intermediates=True
+    )
     values = node_values(program, (x,))
     assert infos and all(info.name in values for info in infos)
     with torch.no_grad():
