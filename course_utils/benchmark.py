@@ -1,8 +1,9 @@
-"""The speed benchmark's grid, runner, results files, plots and peak-memory probe.
+"""The speed benchmark's grid, runner, results files, findings, plots and peak-memory probe.
 
-The notebook builds the models, sessions and inputs (the lesson); this module
-walks the grid, times each case with :func:`course_utils.timing.time_call`,
-saves the table and draws it.
+Notebook 05 (``05_speed_benchmark``) builds the models, sessions and inputs (the
+lesson); this module walks the grid, times each case with
+:func:`course_utils.timing.time_call`, saves the table, judges it (:func:`judge`,
+:func:`summarise`: no conclusion where the spread says noise) and draws it.
 
 Heavy libraries (torch, onnxruntime, pandas, matplotlib) are imported inside
 the functions that need them: ``python -m course_utils.benchmark`` runs the
