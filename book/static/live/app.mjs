@@ -54,7 +54,7 @@ function element(tag, attributes = {}, ...children) {
 const ui = {
   model: element('select', { id: 'course-live-model' }),
   file: element('input', { type: 'file', accept: 'image/*', id: 'course-live-file' }),
-  drop: element('div', { class: 'live-drop', tabindex: '0' }, 'Drop a photo here'),
+  drop: element('div', { class: 'live-drop', tabindex: '0', role: 'button' }, 'Drop a photo here, or click'),
   samples: element('div', { class: 'live-samples' }),
   status: element('p', { class: 'live-status', role: 'status' }, 'Loading onnxruntime-web…'),
   error: element('p', { class: 'live-error', role: 'alert', hidden: '' }),
@@ -215,6 +215,10 @@ function classifyFromPage(source) {
   courseClassify(source).catch(() => {});  // the page shows the error
 }
 
+ui.drop.addEventListener('click', () => ui.file.click());
+ui.drop.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' || event.key === ' ') ui.file.click();
+});
 ui.file.addEventListener('change', () => {
   if (ui.file.files.length) classifyFromPage(ui.file.files[0]);
   ui.file.value = '';
