@@ -27,15 +27,28 @@ def data_dir() -> Path:
     return repo_root() / "data"
 
 
+def _setting_path(name: str, default: Path) -> Path:
+    """Return the folder in environment variable ``name``, else ``default``.
+
+    ``~`` is expanded, and a relative path is taken from the course's root folder, where
+    ``make`` runs: a notebook's kernel runs in ``notebooks/``, so the shell's meaning of
+    ``COURSE_IMAGES=photos`` would otherwise be lost.
+    """
+    override = os.environ.get(name)
+    if not override:
+        return default
+    path = Path(override).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
 def images_dir() -> Path:
     """Return the image folder the notebooks use (``COURSE_IMAGES`` overrides it)."""
-    override = os.environ.get("COURSE_IMAGES")
-    return Path(override).expanduser() if override else data_dir() / "images"
+    return _setting_path("COURSE_IMAGES", data_dir() / "images")
 
 
 def models_dir() -> Path:
     """Return the (git-ignored) folder for exported models, creating it if needed."""
-    folder = Path(os.environ.get("COURSE_MODELS", repo_root() / "models"))
+    folder = _setting_path("COURSE_MODELS", repo_root() / "models")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -32,6 +32,8 @@ def test_images_dir_defaults_to_the_samples_and_can_be_redirected(monkeypatch, t
     assert images_dir() == repo_root() / "data" / "images"
     monkeypatch.setenv("COURSE_IMAGES", str(tmp_path))
     assert images_dir() == tmp_path
+    monkeypatch.setenv("COURSE_IMAGES", "results/my photos")  # relative: from the course's root
+    assert images_dir() == repo_root() / "results" / "my photos"
 
 
 def test_list_images_keeps_image_suffixes_only(tmp_path):
