@@ -73,8 +73,9 @@ def plot_running_vs_batch(
     """
     arrays = [np.asarray(a, dtype=np.float64).ravel()
               for a in (running_mean, running_var, batch_mean, batch_var)]
-    if len({a.size for a in arrays}) != 1:
-        raise ValueError(f"Expected one value per channel in each array, got sizes {[a.size for a in arrays]}.")
+    sizes = [a.size for a in arrays]
+    if len(set(sizes)) != 1:
+        raise ValueError(f"Expected one value per channel in each array, got sizes {sizes}.")
     r_mean, r_var, b_mean, b_var = arrays
     if (r_var <= 0).any() or (b_var <= 0).any():
         raise ValueError("Variances must be positive to be drawn on a logarithmic axis.")
