@@ -96,7 +96,9 @@ def draw_graph(path: Path | str, max_nodes: int = 14) -> Figure:
     return fig
 
 
-def _node_column(ax: plt.Axes, x: float, names: Sequence[str], colour: str) -> dict[str, tuple[float, float]]:
+def _node_column(
+    ax: plt.Axes, x: float, names: Sequence[str], colour: str
+) -> dict[str, tuple[float, float]]:
     """Draw ``names`` as labelled boxes in a column at ``x``; return each box's centre."""
     ys = [1 - (i + 0.5) / len(names) for i in range(len(names))]
     for name, y in zip(names, ys):
@@ -105,7 +107,9 @@ def _node_column(ax: plt.Axes, x: float, names: Sequence[str], colour: str) -> d
     return {name: (x, y) for name, y in zip(names, ys)}
 
 
-def draw_converter_routes(frameworks: Sequence[str], engines: Sequence[str], hub: str = "ONNX") -> Figure:
+def draw_converter_routes(
+    frameworks: Sequence[str], engines: Sequence[str], hub: str = "ONNX"
+) -> Figure:
     """Return two panels: every framework wired to every engine, and the same through ``hub``.
 
     Each line drawn is one converter to write and maintain, so the left panel holds
@@ -125,8 +129,9 @@ def draw_converter_routes(frameworks: Sequence[str], engines: Sequence[str], hub
     for (x0, y0) in left.values():
         for (x1, y1) in right.values():
             direct.plot([x0, x1], [y0, y1], color="#a8322d", lw=0.8, alpha=0.6)
-    shared.text(0.5, 0.5, hub, ha="center", va="center", fontsize=10, fontweight="bold", color="white",
-                zorder=3, bbox={"boxstyle": "round,pad=0.5", "facecolor": "#5f5f5f", "edgecolor": "none"})
+    shared.text(0.5, 0.5, hub, ha="center", va="center", fontsize=10, fontweight="bold",
+                color="white", zorder=3,
+                bbox={"boxstyle": "round,pad=0.5", "facecolor": "#5f5f5f", "edgecolor": "none"})
     for (x, y) in [*left.values(), *right.values()]:
         shared.plot([x, 0.5], [y, 0.5], color="#a8322d", lw=1.0, alpha=0.8)
     direct.set_title(f"Without a common format: {m} × {n} = {m * n} converters", fontsize=10)
@@ -136,7 +141,7 @@ def draw_converter_routes(frameworks: Sequence[str], engines: Sequence[str], hub
 
 
 def draw_shape_sweep(sweeps: dict[str, dict[tuple[int, int], tuple[int, ...] | None]]) -> Figure:
-    """Return one panel per file: output batch size against input batch size, one line per image size.
+    """Return one panel per file: output batch size against input batch size, a line per image size.
 
     ``sweeps`` maps a file's label to ``{(batch, side): output shape}`` for inputs of shape
     ``(batch, 3, side, side)``; ``None`` marks an input ONNX Runtime refused, drawn as a cross
@@ -148,8 +153,9 @@ def draw_shape_sweep(sweeps: dict[str, dict[tuple[int, int], tuple[int, ...] | N
         sides = sorted({side for _, side in runs})
         styles = zip(("#3b6fb6", "#d08a1e", "#2f7a4a", "#a8322d"), ("o-", "s--", "^:", "d-."))
         for i, (side, (colour, style)) in enumerate(zip(sides, styles)):
-            shift = 0.12 * (i - (len(sides) - 1) / 2)  # side by side, so that no series hides another
-            ran = sorted((b, out[0]) for (b, s), out in runs.items() if s == side and out is not None)
+            shift = 0.12 * (i - (len(sides) - 1) / 2)  # side by side: no series hides another
+            ran = sorted((b, out[0]) for (b, s), out in runs.items()
+                         if s == side and out is not None)
             refused = sorted(b for (b, s), out in runs.items() if s == side and out is None)
             if ran:
                 ax.plot([b + shift for b, _ in ran], [rows for _, rows in ran], style, color=colour,
