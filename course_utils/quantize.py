@@ -300,6 +300,7 @@ class Variant:
     weights: str = "QInt8"
     method: str = "MinMax"  # CalibrationMethod member
     images: int | None = None  # calibration images; None: all the reader has
+    reduce_range: bool = False  # 7-bit weights, against 16-bit saturation on x86 without VNNI
     op_types: tuple[str, ...] = ()  # operator types to quantize; (): all that ONNX Runtime can
     exclude: tuple[str, ...] = ()  # node names left in float32
     dynamic: bool = False  # quantize_dynamic: weights only, activations at run time
@@ -309,6 +310,35 @@ class Variant:
     def method_label(self) -> str:
         """What the CSV's calibration column says."""
         return "none (dynamic)" if self.dynamic else self.method
+
+
+def _source_key(source: Path) -> str:
+    from course_utils.export import read_export_key
+
+    return read_export_key(source) or hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def variant_key(variant: Variant, source: Path | str,
+                reader: FolderCalibrationReader | None = None) -> str:
+    """Return the key of the file ``variant`` makes from ``source`` (with ``reader``'s selected images)."""
+    data = None if variant.dynamic or reader is None else reader.digest()
+    settings = {k: v for k, v in asdict(variant).items() if k not in ("name", "calibration")}
+    return settings_key(source=_source_key(Path(source)), variant=settings, data=data,
+                        calibration=variant.calibration)
+
+
+def calibration_cache(cache_dir: Path | str, source: Path | str, method: str,
+                      reader: FolderCalibrationReader) -> Path:
+    """Return where ``quantize_static`` keeps the ranges it measured (``calibration_cache_path``).
+
+    The name depends on the model, the method and the selected calibration inputs, so that a
+    change of any of them calibrates again.
+    """
+    source = Path(source)
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = settings_key(source=_source_key(source), method=method, data=reader.digest())
+    return folder / f"{source.stem}_{method}_{key}.json"
 
 
 def quantize_variant(variant: Variant, source: Path | str, target: Path | str,
@@ -327,27 +357,22 @@ def quantize_variant(variant: Variant, source: Path | str, target: Path | str,
     from course_utils.export import read_export_key
 
     source, target = Path(source), Path(target)
-    source_key = read_export_key(source) or hashlib.sha256(source.read_bytes()).hexdigest()
-    options = {"per_channel": variant.per_channel, "weight_type": QuantType[variant.weights],
-               "op_types_to_quantize": list(variant.op_types) or None,
-               "nodes_to_exclude": list(variant.exclude) or None}
-    data = None
     if not variant.dynamic:
         if reader is None:
             raise ValueError(f"Variant {variant.name!r} is static: pass a calibration reader.")
-        data = reader.select(variant.images).digest()
-    key = settings_key(source=source_key, variant={**asdict(variant), "name": None}, data=data)
+        reader.select(variant.images)
+    key = variant_key(variant, source, reader)
     if target.exists() and read_export_key(target) == key:
         return target
+    options = {"per_channel": variant.per_channel, "reduce_range": variant.reduce_range,
+               "weight_type": QuantType[variant.weights],
+               "op_types_to_quantize": list(variant.op_types) or None,
+               "nodes_to_exclude": list(variant.exclude) or None}
     with model_output(target, key) as tmp_path, contextlib.redirect_stdout(io.StringIO()):
         if variant.dynamic:
             quantize_dynamic(source, tmp_path, **options)
         else:
-            cache = None
-            if cache_dir is not None:
-                Path(cache_dir).mkdir(parents=True, exist_ok=True)
-                name = settings_key(source=source_key, method=variant.method, data=data)
-                cache = Path(cache_dir) / f"{source.stem}_{variant.method}_{name}.json"
+            cache = calibration_cache(cache_dir, source, variant.method, reader) if cache_dir else None
             quantize_static(source, tmp_path, reader, quant_format=QuantFormat.QDQ,
                             activation_type=QuantType[variant.activations],
                             calibrate_method=CalibrationMethod[variant.method],
@@ -547,28 +572,46 @@ def plot_agreement_by_margin(curves: dict[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-def plot_speed_vs_agreement(table: pd.DataFrame, batch: int = 1) -> Figure:
+def plot_speed_vs_agreement(table: pd.DataFrame, groups: dict[str, str], batch: int = 1,
+                            unlabelled: Sequence[str] = ()) -> Figure:
     """Plot each variant's speed-up over float32 ONNX Runtime against its top-1 agreement.
 
-    ``table`` needs the columns model, variant, batch, speedup and top1_agreement; one panel per model.
+    ``table`` needs the columns model, variant, batch, speedup and top1_agreement; one panel per
+    model. ``groups`` maps variant names to a group, which gives the colour and the legend
+    (variants in no group are left out); points of the ``unlabelled`` groups get no name.
+    The y axis is logarithmic: 2x faster and 2x slower lie equally far from the line at 1.
     """
     import matplotlib.pyplot as plt
 
-    rows = table[(table["batch"] == batch) & table["speedup"].notna() & table["top1_agreement"].notna()]
+    rows = table[(table["batch"] == batch) & table["speedup"].notna()
+                 & table["top1_agreement"].notna() & table["variant"].isin(list(groups))]
+    if rows.empty:
+        raise ValueError(f"No variant of the groups has a speed-up and an agreement at batch {batch}.")
     models = list(dict.fromkeys(rows["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4.2), squeeze=False)
+    colours = {group: f"C{i % 10}" for i, group in enumerate(dict.fromkeys(groups.values()))}
+    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4.4), squeeze=False)
     for ax, model in zip(axes[0], models):
-        part = rows[rows["model"] == model]
-        ax.scatter(part["top1_agreement"], part["speedup"], color="C0", zorder=3)
-        for _, row in part.iterrows():
-            ax.annotate(row["variant"], (row["top1_agreement"], row["speedup"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 3))
+        mine = rows[rows["model"] == model]
+        low, high = np.log2(mine["speedup"].min()), np.log2(mine["speedup"].max())
+        powers = range(int(np.floor(min(low, 0))), int(np.ceil(max(high, 0))) + 1)
+        ticks = [2.0**k for k in powers]
+        for group, part in mine.groupby(mine["variant"].map(groups), sort=False):
+            ax.scatter(part["top1_agreement"], part["speedup"], color=colours[group], label=group,
+                       zorder=3, s=22)
+            if group in unlabelled:
+                continue
+            for _, row in part.iterrows():
+                ax.annotate(row["variant"], (row["top1_agreement"], row["speedup"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, 3))
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_yscale("log")
-        ax.set_xlim(-0.02, 1.1)
+        ax.minorticks_off()
+        ax.set_yticks(ticks, [f"{t:g}" if t >= 1 else f"1/{1 / t:g}" for t in ticks])
+        ax.set_xlim(-0.02, 1.15)
         ax.set_xlabel("top-1 agreement with float32")
         ax.set_ylabel("speed-up over float32 ONNX Runtime (x)")
         ax.set_title(f"{model}, batch {batch}")
         ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -213,6 +213,10 @@ def test_results_file_and_speed_figure(tmp_path):
     assert tuple(pd.read_csv(path).columns) == CSV_COLUMNS
     with pytest.raises(ValueError, match="sqnr_db"):
         save_results(table.drop(columns="sqnr_db"), folder=tmp_path)
-    figure = plot_speed_vs_agreement(table)
+    figure = plot_speed_vs_agreement(table, {"int8": "int8 files", "fp32": "float32"},
+                                     unlabelled=("float32",))
     assert isinstance(figure, Figure) and figure.axes[0].get_title() == "tiny, batch 1"
+    assert [t.get_text() for t in figure.axes[0].texts] == ["int8"]
+    with pytest.raises(ValueError, match="No variant"):
+        plot_speed_vs_agreement(table, {"other": "x"})
     assert json.loads(json.dumps(list(CSV_COLUMNS)))[0] == "model"
