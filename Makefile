@@ -40,8 +40,11 @@ install: $(STAMP)  ## create .venv and install the course with its tested versio
 lab: install  ## start JupyterLab on the notebooks (open the URL it prints)
 	$(BIN)/jupyter lab $(LAB_ARGS)
 
+# onnxruntime-web for notebook 10 (pinned, hash-checked, from npm), or one line saying why it is left out.
+BROWSER_SETUP := $(if $(HAVE_CHROMIUM),$(BIN)/python book/build.py --vendor-only,@echo "notebook 10 is left out: it needs Chromium (sudo apt-get install -y chromium fonts-noto-cjk)")
+
 test: install  ## unit tests plus every notebook under nbval, offline and deterministic
-	$(if $(HAVE_CHROMIUM),$(BIN)/python book/build.py --vendor-only,@echo "make test: notebook 10 is left out: it needs Chromium (sudo apt-get install -y chromium fonts-noto-cjk)")
+	$(BROWSER_SETUP)
 	$(TEST_ENV) $(BIN)/python -m pytest tests $(TESTED_NOTEBOOKS) $(NBVAL)
 
 test-matrix: install  ## the lessons again with 1 thread, AVX2 kernels, a hostile image folder, other weights
@@ -51,12 +54,14 @@ unit: install  ## unit tests only
 	$(TEST_ENV) $(BIN)/python -m pytest tests
 
 execute: install  ## re-run notebooks in place in the quick test configuration (a fast refresh)
-	for nb in $(NOTEBOOKS); do \
+	$(BROWSER_SETUP)
+	for nb in $(TESTED_NOTEBOOKS); do \
 		$(TEST_ENV) COURSE_WEIGHTS=$(WEIGHTS) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
 publish: install  ## re-run notebooks in place in the full configuration: the outputs readers see
-	for nb in $(NOTEBOOKS); do \
+	$(BROWSER_SETUP)
+	for nb in $(TESTED_NOTEBOOKS); do \
 		$(PUBLISH_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
