@@ -229,17 +229,31 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+HTML_ANCHOR = re.compile(r'^<a id="([A-Za-z0-9_-]+)"></a>[ \t]*$', re.MULTILINE)
+
+
+def site_copy(path: Path) -> bytes:
+    """Return the notebook as the site builds it: its HTML anchors become MyST targets.
+
+    A notebook marks a section that other notebooks link to with ``<a id="name"></a>`` on the
+    line before its heading, which JupyterLab follows; MyST resolves links to ``(name)=``.
+    """
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = HTML_ANCHOR.sub(r"(\1)=", cell.source)
+    return nbformat.writes(notebook).encode("utf-8")
+
+
 def copy_notebooks(notebooks: list[Path], target: Path) -> bool:
-    """Make ``target`` hold copies of exactly ``notebooks``; return whether a stale copy was removed."""
+    """Make ``target`` hold site copies of exactly ``notebooks``; return whether a stale copy was removed."""
     target.mkdir(parents=True, exist_ok=True)
     names = {path.name for path in notebooks}
     stale = [path for path in target.glob("*.ipynb") if path.name not in names]
     for path in stale:
         path.unlink()
     for path in notebooks:
-        copy = target / path.name
-        if not copy.exists() or copy.read_bytes() != path.read_bytes():
-            shutil.copy2(path, copy)
+        write_if_changed(target / path.name, site_copy(path))
     return bool(stale)
 
 
