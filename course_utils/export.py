@@ -65,7 +65,7 @@ def _up_to_date(path: Path, key: str, overwrite: bool) -> bool:
 
 
 @contextlib.contextmanager
-def _atomic_output(path: Path) -> Iterator[Path]:
+def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move the result into place only on success.
 
     The model file and its ``.data`` companion (if any) are written in a private
@@ -82,7 +82,7 @@ def _atomic_output(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _stamp_and_check(tmp_path: Path, key: str, extra: dict[str, str] | None = None) -> None:
+def stamp_and_check(tmp_path: Path, key: str, extra: dict[str, str] | None = None) -> None:
     """Write the export key (and ``extra`` metadata) into the file, then run the full checker."""
     props = {**(extra or {}), KEY_PROP: key}
     model = onnx.load(str(tmp_path), load_external_data=False)
@@ -110,7 +110,8 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` to ``path`` with the chosen exporter and check it with ``onnx.checker``.
 
-    ``dynamic`` names the axes to make dynamic: any of ``"batch"``, ``"height"``,
+    The steps are the ones notebook 02 teaches (and notebook 03 for dynamic axes), done once
+    and atomically for the later lessons. ``dynamic`` names the axes to make dynamic: any of ``"batch"``, ``"height"``,
     ``"width"``. The file is reused when an earlier call with the same model
     weights and settings wrote it; a file this function did not write is never
     replaced unless ``overwrite=True``.
@@ -152,11 +153,11 @@ def export_onnx(
         if "batch" in dynamic:
             axes[output_names[0]] = {0: "batch"}
         options.update(dynamo=False, dynamic_axes=axes if dynamic else None)
-    with _atomic_output(path) as tmp_path, warnings.catch_warnings():
+    with atomic_output(path) as tmp_path, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
         with contextlib.redirect_stdout(None):
             torch.onnx.export(model, (example,), str(tmp_path), **options)
-        _stamp_and_check(tmp_path, key, extra)
+        stamp_and_check(tmp_path, key, extra)
     return path
 
 
@@ -195,9 +196,9 @@ def simplify_onnx(src: Path | str, dst: Path | str, *, overwrite: bool = False) 
     simplified, ok = onnxsim.simplify(onnx.load(str(src)))
     if not ok:
         raise RuntimeError(f"onnxsim could not verify the simplified {display_path(src)}; keep the original.")
-    with _atomic_output(dst) as tmp_path:
+    with atomic_output(dst) as tmp_path:
         onnx.save(simplified, str(tmp_path))
-        _stamp_and_check(tmp_path, key)
+        stamp_and_check(tmp_path, key)
     return dst
 
 

@@ -279,15 +279,15 @@ def model_output(path: Path | str, key: str, *, overwrite: bool = False) -> Iter
     as :func:`course_utils.export.export_onnx` does. The stamp is the ``course_utils.export_key``
     metadata entry, checked with ``onnx.checker``.
     """
-    from course_utils.export import _atomic_output, _stamp_and_check, read_export_key
+    from course_utils.export import atomic_output, stamp_and_check, read_export_key
 
     path = Path(path)
     if path.exists() and read_export_key(path) is None and not overwrite:
         raise FileExistsError(f"{display_path(path)} exists and was not written by course_utils. "
                               "Move it away, choose another path, or pass overwrite=True.")
-    with _atomic_output(path) as tmp_path:
+    with atomic_output(path) as tmp_path:
         yield tmp_path
-        _stamp_and_check(tmp_path, key)
+        stamp_and_check(tmp_path, key)
 
 
 @dataclass(frozen=True)

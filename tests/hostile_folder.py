@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import shutil
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from course_utils.loadtest import pixel_bomb_png
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "images"
 
@@ -46,16 +46,6 @@ EXPECTED = {
 }
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def build(folder: Path) -> Path:
     """(Re)create ``folder`` with one file per entry of :data:`EXPECTED`; return it."""
     folder = Path(folder)
@@ -80,7 +70,7 @@ def build(folder: Path) -> Path:
     (folder / "truncated.jpg").write_bytes(cat[: len(cat) // 2])
     png = (SAMPLES / "cameraman_gray.png").read_bytes()
     (folder / "corrupt.png").write_bytes(png[:200] + bytes(b ^ 0xFF for b in png[200:400]) + png[400:])
-    (folder / "bomb.png").write_bytes(_png_header_only(60_000, 60_000))
+    (folder / "bomb.png").write_bytes(pixel_bomb_png(60_000, 60_000))
     buffer = io.BytesIO()
     Image.new("L", (1, 4000), 128).save(buffer, format="PNG")
     (folder / "panorama_1x4000.png").write_bytes(buffer.getvalue())
