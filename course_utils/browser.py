@@ -22,7 +22,6 @@ Everything here imports no PyTorch; Playwright is imported only by :func:`chromi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import functools
 import json
@@ -160,24 +159,21 @@ def chromium_missing() -> str | None:
     return None
 
 
-@contextlib.asynccontextmanager
-async def chromium(timeout_s: float = START_TIMEOUT_S) -> AsyncIterator[Browser]:
-    """Start headless Chromium with a fresh profile and yield a Playwright ``Browser`` connected to it.
+@contextlib.contextmanager
+def chromium_process(timeout_s: float = START_TIMEOUT_S, flags: tuple[str, ...] = CHROMIUM_FLAGS) -> Iterator[str]:
+    """Start headless Chromium with a fresh profile; yield its DevTools endpoint (``http://127.0.0.1:PORT``).
 
-    Chromium runs as a child process (flags in ``CHROMIUM_FLAGS``) and is stopped, and its
-    profile deleted, when the block ends, whatever happened inside it. Playwright's asynchronous
-    API is used because Jupyter runs an event loop, where its synchronous API refuses to work:
-    write ``async with chromium() as browser:`` in a notebook cell.
+    Chromium runs as a child process and is stopped, and its profile deleted, when the block
+    ends, whatever happened inside it. Both the notebook's asynchronous :func:`chromium` and the
+    site test's synchronous fixture connect Playwright to this endpoint.
     """
     reason = chromium_missing()
     if reason is not None:
         raise RuntimeError(f"Cannot start the browser: {reason}.")
-    from playwright.async_api import async_playwright
-
     # Chromium's helper processes may still be writing to the profile while it is removed.
     with tempfile.TemporaryDirectory(prefix="course-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
-            [shutil.which("chromium") or "chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+            [shutil.which("chromium") or "chromium", *flags, f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -187,15 +183,8 @@ async def chromium(timeout_s: float = START_TIMEOUT_S) -> AsyncIterator[Browser]
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"Chromium did not start within {timeout_s:g} s "
                                        f"(exit status {process.poll()}).")
-                await asyncio.sleep(0.1)
-            port = port_file.read_text().split()[0]
-            async with async_playwright() as playwright:
-                browser = await playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}",
-                                                                     timeout=timeout_s * 1000)
-                try:
-                    yield browser
-                finally:
-                    await browser.close()
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
         finally:
             process.terminate()
             try:
@@ -203,6 +192,24 @@ async def chromium(timeout_s: float = START_TIMEOUT_S) -> AsyncIterator[Browser]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextlib.asynccontextmanager
+async def chromium(timeout_s: float = START_TIMEOUT_S) -> AsyncIterator[Browser]:
+    """Start headless Chromium (:func:`chromium_process`) and yield a Playwright ``Browser`` connected to it.
+
+    Playwright's asynchronous API is used because Jupyter runs an event loop, where its
+    synchronous API refuses to work: write ``async with chromium() as browser:`` in a cell.
+    """
+    from playwright.async_api import async_playwright
+
+    with chromium_process(timeout_s) as endpoint:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.connect_over_cdp(endpoint, timeout=timeout_s * 1000)
+            try:
+                yield browser
+            finally:
+                await browser.close()
 
 
 def is_local(url: str) -> bool:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
-import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +21,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urlsplit
 
 import pytest
+
+from course_utils.browser import chromium_process
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Request, Response, Route
@@ -90,31 +89,10 @@ def browser() -> Iterator[Browser]:
     """Start Debian's Chromium headless with a fresh profile and connect Playwright to it over CDP."""
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory(prefix="course-site-chromium-") as profile:
-        process = subprocess.Popen(
-            ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not (port_file.is_file() and port_file.read_text().strip()):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Chromium did not start within {START_TIMEOUT_S} s "
-                                f"(exit status {process.poll()})")
-                time.sleep(0.1)
-            port = port_file.read_text().split()[0]
-            with sync_playwright() as playwright:
-                connected = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}",
-                                                                 timeout=START_TIMEOUT_S * 1000)
-                yield connected
-                connected.close()
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=HTTP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=HTTP_TIMEOUT_S)
+    with chromium_process(START_TIMEOUT_S, CHROMIUM_FLAGS) as endpoint, sync_playwright() as playwright:
+        connected = playwright.chromium.connect_over_cdp(endpoint, timeout=START_TIMEOUT_S * 1000)
+        yield connected
+        connected.close()
 
 
 @dataclass
