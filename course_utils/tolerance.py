@@ -13,7 +13,7 @@ The bound is therefore one number for the whole tensor, relative to its largest 
     max |actual - reference|  <=  FLOAT32_RTOL * max |reference|
 
 ``FLOAT32_RTOL`` is 1e-4, about 840 float32 rounding steps of the largest value. It was chosen
-from measurements: across the test matrix (several CPUs' instruction sets, 1 and 2 threads,
+from measurements: across the test matrix (PyTorch's AVX-512 and AVX2 kernels, 1 and 2 threads,
 stand-in and trained-like weights), the worst engine pair used about a tenth of it, and feeding
 the channels in BGR order instead of RGB lands several thousand times above it.
 
