@@ -47,7 +47,7 @@ test: install  ## unit tests plus every notebook under nbval, offline and determ
 	$(BROWSER_SETUP)
 	$(TEST_ENV) $(BIN)/python -m pytest tests $(TESTED_NOTEBOOKS) $(NBVAL)
 
-test-matrix: install  ## the lessons again with AVX2 kernels, a hostile image folder, other weights on 1 thread
+test-matrix: install  ## the lessons again on hostile images, and refreshed as another machine would (weights, 1 thread, AVX2)
 	$(BIN)/python tests/matrix.py
 
 unit: install  ## unit tests only
