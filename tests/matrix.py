@@ -46,6 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from course_utils.browser import chromium_missing  # noqa: E402
 import fake_weights  # noqa: E402
 import hostile_folder  # noqa: E402
 from run_twice import run_twice  # noqa: E402
@@ -114,8 +115,9 @@ def lessons(numbers: list[str] | None) -> list[Path]:
     """
     found = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     chosen = [p for p in found if numbers is None or p.name[:2] in numbers]
-    if shutil.which("chromium") is None and any(p.name[:2] in NEEDS_BROWSER for p in chosen):
-        print("notebook 10 is left out: it needs Chromium (sudo apt-get install -y chromium fonts-noto-cjk)")
+    missing = chromium_missing()
+    if missing is not None and any(p.name[:2] in NEEDS_BROWSER for p in chosen):
+        print(f"notebook 10 is left out: {missing}")
         chosen = [p for p in chosen if p.name[:2] not in NEEDS_BROWSER]
     return chosen
 
@@ -146,7 +148,7 @@ def _nbval(notebook: Path, env: dict[str, str], lax: bool, transcript: Path) -> 
 
 
 def _refreshed_copy(notebook: Path, folder: Path, env: dict[str, str], extra: dict[str, str]) -> Path:
-    """Execute a copy of ``notebook`` twice in one kernel with the fake weights; return the copy."""
+    """Execute a copy of ``notebook`` twice in one kernel with the fake weights and ``extra``; return the copy."""
     copy = folder / notebook.name
     shutil.copy(notebook, copy)
     refresh_env = {**env, **extra, "TORCH_HOME": str(WORK / "torch_home"), "COURSE_WEIGHTS": "auto"}
